@@ -1,0 +1,202 @@
+package segments
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// Loader fills an Index from persisted state at start-up. Call its methods in any order,
+// then Finish. It is used before the Index serves, so it takes no care of readers.
+type Loader struct {
+	ix   *Index
+	now  uint32
+	segs []Segment
+}
+
+// NewLoader returns a Loader for ix, which must be empty, taking now as the clock.
+func (ix *Index) NewLoader(now time.Time) *Loader {
+	return &Loader{ix: ix, now: unixSeconds(now)}
+}
+
+// Trait registers a persisted trait name under its ordinal.
+func (l *Loader) Trait(ord uint32, name string) error {
+	ix := l.ix
+	if other, ok := ix.traitIDs[name]; ok && other != ord {
+		return fmt.Errorf("trait %q stored under ordinals %d and %d", name, other, ord)
+	}
+	for uint32(len(ix.traitNames)) <= ord {
+		ix.traitNames = append(ix.traitNames, "")
+		ix.traitStored = append(ix.traitStored, false)
+		ix.traitBits = append(ix.traitBits, nil)
+		ix.traitSegs = append(ix.traitSegs, nil)
+	}
+	if ix.traitNames[ord] != "" && ix.traitNames[ord] != name {
+		return fmt.Errorf("trait ordinal %d stored as %q and %q", ord, ix.traitNames[ord], name)
+	}
+	ix.traitNames[ord] = name
+	ix.traitStored[ord] = true
+	ix.traitIDs[name] = ord
+	return nil
+}
+
+// Source registers a source definition.
+func (l *Loader) Source(s Source) {
+	l.ix.sources[s.ID] = &s
+}
+
+// Segment registers a segment definition; segments are compiled in Finish, once all are
+// known, so references may come in any order.
+func (l *Loader) Segment(g Segment) {
+	l.segs = append(l.segs, g)
+}
+
+// NextProfile records the first unallocated profile ordinal.
+func (l *Loader) NextProfile(n uint32) {
+	l.ix.nextProfile = max(l.ix.nextProfile, n)
+}
+
+// Profile registers one persisted profile. Lapsed memberships are skipped and left for the
+// sweeper to delete from the store. It reports an error for a record that names an
+// unknown trait.
+func (l *Loader) Profile(rec ProfileRecord) error {
+	ix := l.ix
+	traits := slices.Clone(rec.Traits)
+	slices.SortFunc(traits, func(a, b Membership) int { return int(int64(a.Trait) - int64(b.Trait)) })
+	lapsed := false
+	traits = slices.DeleteFunc(traits, func(m Membership) bool {
+		lapsed = lapsed || m.Until <= l.now
+		return m.Until <= l.now
+	})
+	for _, m := range traits {
+		if int(m.Trait) >= len(ix.traitNames) || ix.traitNames[m.Trait] == "" {
+			return fmt.Errorf("profile %d: unknown trait ordinal %d", rec.Profile, m.Trait)
+		}
+	}
+	for _, h := range rec.IDs {
+		ix.dict.set(h, rec.Profile)
+	}
+	ix.updateTraitBits(rec.Profile, nil, traits)
+	ix.live.Add(rec.Profile)
+	ix.profiles.set(rec.Profile, &profile{ids: rec.IDs, traits: traits})
+	ix.scheduleExpiry(rec.Profile, nil, traits)
+	if lapsed {
+		b := l.now / expiryBucket
+		ix.expiry[b] = append(ix.expiry[b], rec.Profile)
+	}
+	ix.nextProfile = max(ix.nextProfile, rec.Profile+1)
+	return nil
+}
+
+// Finish compiles the segments, computes their bitmaps and the forward lists, and publishes
+// the catalog. It does not mark the Index ready.
+func (l *Loader) Finish() error {
+	ix := l.ix
+	pending := slices.Clone(l.segs)
+	for len(pending) > 0 {
+		progress := false
+		for i := 0; i < len(pending); i++ {
+			g := pending[i]
+			if !refsDefined(ix, g) {
+				continue
+			}
+			if err := l.install(g); err != nil {
+				return err
+			}
+			pending = slices.Delete(pending, i, i+1)
+			i--
+			progress = true
+		}
+		if !progress {
+			return fmt.Errorf("segment %q: references an undefined segment or a cycle",
+				pending[0].ID)
+		}
+	}
+	l.buildForward()
+	ix.catalog.Store(newCatalog(ix.provider, ix.slots))
+	return nil
+}
+
+func refsDefined(ix *Index, g Segment) bool {
+	e, err := ParseRule(g.Rule)
+	if err != nil {
+		return true // install reports it
+	}
+	ok := true
+	var visit func(Expr)
+	visit = func(e Expr) {
+		switch e := e.(type) {
+		case *SegmentExpr:
+			_, found := ix.segs[e.ID]
+			ok = ok && found
+		case *AndExpr:
+			visit(e.L)
+			visit(e.R)
+		case *OrExpr:
+			visit(e.L)
+			visit(e.R)
+		case *NotExpr:
+			visit(e.X)
+		}
+	}
+	visit(e)
+	return ok
+}
+
+func (l *Loader) install(g Segment) error {
+	ix := l.ix
+	e, err := ParseRule(g.Rule)
+	if err != nil {
+		return fmt.Errorf("segment %q: %w", g.ID, err)
+	}
+	root, err := ix.compile(e, g.ID)
+	if err != nil {
+		return fmt.Errorf("segment %q: %w", g.ID, err)
+	}
+	s := &segState{def: g, slot: ix.freeSlot(), root: root}
+	ix.segs[g.ID] = s
+	ix.slots[s.slot] = s
+	s.deps, s.refs = root.traits(), root.refs()
+	for _, t := range s.deps {
+		ix.traitSegs[t] = append(ix.traitSegs[t], s)
+	}
+	if root.eval(nil, l.now) {
+		ix.emptyTrue = append(ix.emptyTrue, s)
+	}
+	bm, owned := ix.bitmap(root)
+	if !owned {
+		bm = bm.Clone()
+	}
+	s.bits = bm
+	return nil
+}
+
+// buildForward appends each segment's members to their forward lists, slot by slot, so
+// the lists come out sorted.
+func (l *Loader) buildForward() {
+	ix := l.ix
+	for _, s := range ix.slots {
+		if s == nil {
+			continue
+		}
+		drop := roaring.New()
+		it := s.bits.Iterator()
+		for it.HasNext() {
+			p := it.Next()
+			pr := ix.profiles.get(p)
+			if pr == nil {
+				drop.Add(p)
+				continue
+			}
+			in, until := s.root.membership(pr.traits, s.deps, l.now)
+			if !in {
+				drop.Add(p)
+				continue
+			}
+			pr.segs = append(pr.segs, fwd{slot: s.slot, until: until})
+		}
+		s.bits.AndNot(drop)
+	}
+}

@@ -1,0 +1,332 @@
+package segments
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Errors a Txn returns for definitions.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrInUse    = errors.New("in use")
+)
+
+// Txn is a set of changes to the Index, prepared under its writer lock. The caller builds
+// it, persists Changes, then calls Commit to publish it to readers, or Rollback to drop it.
+// Exactly one of them must be called. A Txn is not safe for concurrent use.
+type Txn struct {
+	ix     *Index
+	now    uint32
+	drafts map[uint32]*draft
+	order  []uint32          // drafted profiles in first-touch order
+	links  map[uint64]uint32 // ID hash -> profile, NoProfile to unlink
+	next   uint32
+
+	putSources  []Source
+	delSources  []string
+	putSegments []Segment
+	delSegments []string
+	done        bool
+}
+
+type draft struct {
+	ids     []uint64
+	traits  []Membership
+	deleted bool
+}
+
+// Begin starts a Txn at now, taking the writer lock until Commit or Rollback.
+func (ix *Index) Begin(now time.Time) *Txn {
+	ix.mu.Lock()
+	return &Txn{
+		ix:     ix,
+		now:    unixSeconds(now),
+		drafts: make(map[uint32]*draft),
+		links:  make(map[uint64]uint32),
+		next:   ix.nextProfile,
+	}
+}
+
+// Now returns the Txn's clock in unix seconds.
+func (t *Txn) Now() uint32 { return t.now }
+
+// Source returns a defined source.
+func (t *Txn) Source(id string) (Source, bool) {
+	s, ok := t.ix.sources[id]
+	if !ok {
+		return Source{}, false
+	}
+	return *s, true
+}
+
+func (t *Txn) profileOf(h uint64) uint32 {
+	if p, ok := t.links[h]; ok {
+		return p
+	}
+	return t.ix.dict.lookup(h)
+}
+
+func (t *Txn) draftOf(p uint32) *draft {
+	if d, ok := t.drafts[p]; ok {
+		return d
+	}
+	d := &draft{}
+	if pr := t.ix.profiles.get(p); pr != nil {
+		d.ids = slices.Clone(pr.ids)
+		d.traits = slices.Clone(pr.traits)
+	}
+	t.drafts[p] = d
+	t.order = append(t.order, p)
+	return d
+}
+
+// Resolve returns the profile that the ID hashes belong to, linking the unknown ones to it.
+// It creates a profile when none is known, and merges profiles when the IDs were linked to
+// different ones, so that one person is one profile.
+func (t *Txn) Resolve(ids []uint64) uint32 {
+	target := NoProfile
+	for _, h := range ids {
+		p := t.profileOf(h)
+		switch {
+		case p == NoProfile || p == target:
+		case target == NoProfile:
+			target = p
+		default:
+			t.merge(target, p)
+		}
+	}
+	if target == NoProfile {
+		target = t.next
+		t.next++
+	}
+	d := t.draftOf(target)
+	for _, h := range ids {
+		if t.profileOf(h) != target {
+			t.links[h] = target
+			d.ids = append(d.ids, h)
+		}
+	}
+	return target
+}
+
+// merge moves every ID and trait of profile from into profile into, and deletes from.
+func (t *Txn) merge(into, from uint32) {
+	src, dst := t.draftOf(from), t.draftOf(into)
+	for _, h := range src.ids {
+		t.links[h] = into
+		dst.ids = append(dst.ids, h)
+	}
+	for _, m := range src.traits {
+		i, ok := findTrait(dst.traits, m.Trait)
+		switch {
+		case !ok:
+			dst.traits = slices.Insert(dst.traits, i, m)
+		case m.Until > dst.traits[i].Until:
+			dst.traits[i].Until = m.Until
+		}
+	}
+	src.ids, src.traits, src.deleted = nil, nil, true
+}
+
+// Add gives profile p the trait until the given unix second, replacing an earlier expiry.
+func (t *Txn) Add(p uint32, trait string, until uint32) {
+	ord := t.ix.traitOrdinal(trait)
+	d := t.draftOf(p)
+	i, ok := findTrait(d.traits, ord)
+	if ok {
+		d.traits[i].Until = until
+		return
+	}
+	d.traits = slices.Insert(d.traits, i, Membership{Trait: ord, Until: until})
+}
+
+// Remove takes the trait from profile p.
+func (t *Txn) Remove(p uint32, trait string) {
+	ord, ok := t.ix.traitIDs[trait]
+	if !ok {
+		return
+	}
+	d := t.draftOf(p)
+	if i, ok := findTrait(d.traits, ord); ok {
+		d.traits = slices.Delete(d.traits, i, i+1)
+	}
+}
+
+func findTrait(tr []Membership, ord uint32) (int, bool) {
+	return slices.BinarySearchFunc(tr, ord, func(m Membership, x uint32) int {
+		return int(int64(m.Trait) - int64(x))
+	})
+}
+
+// Expire drops the memberships that have lapsed by the Txn's clock, and the profiles left
+// with none. It returns the number of profiles touched.
+func (t *Txn) Expire() int {
+	touched := 0
+	for b, ps := range t.ix.expiry {
+		if b*expiryBucket > t.now {
+			continue
+		}
+		delete(t.ix.expiry, b)
+		for _, p := range ps {
+			if t.expireProfile(p) {
+				touched++
+			}
+		}
+	}
+	return touched
+}
+
+func (t *Txn) expireProfile(p uint32) bool {
+	pr := t.ix.profiles.get(p)
+	if _, drafted := t.drafts[p]; !drafted && (pr == nil || !hasLapsed(pr.traits, t.now)) {
+		return false
+	}
+	d := t.draftOf(p)
+	if d.deleted {
+		return false
+	}
+	d.traits = slices.DeleteFunc(d.traits, func(m Membership) bool { return m.Until <= t.now })
+	if len(d.traits) == 0 {
+		for _, h := range d.ids {
+			t.links[h] = NoProfile
+		}
+		d.ids, d.deleted = nil, true
+	}
+	return true
+}
+
+func hasLapsed(tr []Membership, now uint32) bool {
+	for _, m := range tr {
+		if m.Until <= now {
+			return true
+		}
+	}
+	return false
+}
+
+// PutSource defines or redefines a source.
+func (t *Txn) PutSource(s Source) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	t.putSources = append(t.putSources, s)
+	return nil
+}
+
+// DeleteSource removes a source definition. Its memberships stay until they expire.
+func (t *Txn) DeleteSource(id string) error {
+	if _, ok := t.ix.sources[id]; !ok {
+		return fmt.Errorf("source %q: %w", id, ErrNotFound)
+	}
+	t.delSources = append(t.delSources, id)
+	return nil
+}
+
+// PutSegment defines or redefines a segment. A rule that does not compile returns an error
+// that wraps a *RuleError.
+func (t *Txn) PutSegment(g Segment) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	e, _ := ParseRule(g.Rule) // Validate parsed it
+	if _, err := t.ix.compile(e, g.ID); err != nil {
+		return fmt.Errorf("rule: %w", err)
+	}
+	t.putSegments = append(t.putSegments, g)
+	return nil
+}
+
+// DeleteSegment removes a segment. A segment that others reference cannot be deleted.
+func (t *Txn) DeleteSegment(id string) error {
+	s, ok := t.ix.segs[id]
+	if !ok {
+		return fmt.Errorf("segment %q: %w", id, ErrNotFound)
+	}
+	for _, other := range t.ix.segs {
+		if slices.Contains(other.refs, s) {
+			return fmt.Errorf("segment %q is referenced by %q: %w", id, other.def.ID, ErrInUse)
+		}
+	}
+	t.delSegments = append(t.delSegments, id)
+	return nil
+}
+
+// Changes returns what Commit will change, for the caller to persist first.
+func (t *Txn) Changes() Changes {
+	c := Changes{
+		NextProfile:     t.next,
+		PutSources:      t.putSources,
+		DeletedSources:  t.delSources,
+		PutSegments:     t.putSegments,
+		DeletedSegments: t.delSegments,
+	}
+	newTraits := make(map[uint32]bool)
+	for _, p := range t.order {
+		d := t.drafts[p]
+		if d.deleted {
+			c.Deleted = append(c.Deleted, p)
+			continue
+		}
+		c.Profiles = append(c.Profiles, ProfileRecord{Profile: p, IDs: d.ids, Traits: d.traits})
+		for _, m := range d.traits {
+			if !t.ix.traitStored[m.Trait] && !newTraits[m.Trait] {
+				newTraits[m.Trait] = true
+				c.Traits = append(c.Traits, TraitName{Ordinal: m.Trait, Name: t.ix.traitNames[m.Trait]})
+			}
+		}
+	}
+	return c
+}
+
+// Rollback drops the Txn and releases the writer lock.
+func (t *Txn) Rollback() {
+	if t.done {
+		return
+	}
+	t.done = true
+	t.ix.mu.Unlock()
+}
+
+// Commit publishes the Txn to readers and releases the writer lock. The caller must have
+// persisted Changes first.
+func (t *Txn) Commit() {
+	if t.done {
+		return
+	}
+	defer t.Rollback()
+	ix := t.ix
+	for _, p := range t.order {
+		ix.applyDraft(p, t.drafts[p], t.now)
+	}
+	for h, p := range t.links {
+		ix.dict.set(h, p)
+	}
+	for _, p := range t.order {
+		for _, m := range t.drafts[p].traits {
+			ix.traitStored[m.Trait] = true
+		}
+	}
+	ix.nextProfile = t.next
+	t.commitDefinitions()
+}
+
+func (t *Txn) commitDefinitions() {
+	ix := t.ix
+	for _, s := range t.putSources {
+		ix.sources[s.ID] = &s
+	}
+	for _, id := range t.delSources {
+		delete(ix.sources, id)
+	}
+	for _, g := range t.putSegments {
+		ix.installSegment(g, t.now)
+	}
+	for _, id := range t.delSegments {
+		ix.removeSegment(id)
+	}
+	if len(t.putSegments)+len(t.delSegments) > 0 {
+		ix.catalog.Store(newCatalog(ix.provider, ix.slots))
+	}
+}

@@ -1,0 +1,173 @@
+package segments
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Party says whose data a source holds.
+type Party string
+
+// The parties a source may declare.
+const (
+	FirstParty  Party = "first"
+	SecondParty Party = "second"
+	ThirdParty  Party = "third"
+)
+
+// MaxTTL bounds how long a membership may live: longer is a mistake, not a plan.
+const MaxTTL = 400 * 24 * time.Hour
+
+// Source is where data comes from. Its traits are named "ID:code".
+type Source struct {
+	ID    string        `json:"id"`
+	Name  string        `json:"name"`
+	Party Party         `json:"party"`
+	TTL   time.Duration `json:"-"` // default lifetime of a membership; never zero once validated
+}
+
+// Validate reports every problem with s at once.
+func (s *Source) Validate() error {
+	var errs []error
+	if !ValidID(s.ID) {
+		errs = append(errs, fmt.Errorf("id %q: want 1-64 of a-z, 0-9, _ and -", s.ID))
+	}
+	if s.ID == "segment" {
+		errs = append(errs, errors.New(`id "segment" is reserved for segment references`))
+	}
+	if s.Name == "" || len(s.Name) > 200 {
+		errs = append(errs, errors.New("name: want 1-200 bytes"))
+	}
+	switch s.Party {
+	case FirstParty, SecondParty, ThirdParty:
+	default:
+		errs = append(errs, fmt.Errorf("party %q: want first, second or third", s.Party))
+	}
+	if s.TTL <= 0 || s.TTL > MaxTTL {
+		errs = append(errs, fmt.Errorf("ttl %s: want more than 0 and at most %s", s.TTL, MaxTTL))
+	}
+	return errors.Join(errs...)
+}
+
+// Segment is an audience defined by a rule over traits and other segments.
+type Segment struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Rule string `json:"rule"`
+	// ExportID is the segment ID written into user.data; it defaults to ID.
+	ExportID string `json:"export_id"`
+	// Segtax is the taxonomy of ExportID (ext.segtax); 0 means a proprietary ID, with no ext.
+	Segtax int `json:"segtax,omitempty"`
+	// ActiveFrom and ActiveUntil bound the campaign window in which the segment is served;
+	// the zero time leaves that side open. Counts ignore the window.
+	ActiveFrom  time.Time `json:"active_from,omitzero"`
+	ActiveUntil time.Time `json:"active_until,omitzero"`
+}
+
+// Validate reports every problem with g at once, rule syntax included.
+func (g *Segment) Validate() error {
+	var errs []error
+	if !ValidID(g.ID) {
+		errs = append(errs, fmt.Errorf("id %q: want 1-64 of a-z, 0-9, _ and -", g.ID))
+	}
+	if g.Name == "" || len(g.Name) > 200 {
+		errs = append(errs, errors.New("name: want 1-200 bytes"))
+	}
+	if g.ExportID == "" {
+		g.ExportID = g.ID
+	}
+	if len(g.ExportID) > 128 {
+		errs = append(errs, errors.New("export_id: at most 128 bytes"))
+	}
+	if g.Segtax < 0 || g.Segtax > 65535 {
+		errs = append(errs, fmt.Errorf("segtax %d: want 0-65535", g.Segtax))
+	}
+	if !g.ActiveFrom.IsZero() && !g.ActiveUntil.IsZero() && !g.ActiveFrom.Before(g.ActiveUntil) {
+		errs = append(errs, errors.New("active_from must be before active_until"))
+	}
+	if _, err := ParseRule(g.Rule); err != nil {
+		errs = append(errs, fmt.Errorf("rule: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Membership is a profile's trait with the moment it expires.
+type Membership struct {
+	Trait uint32 // trait ordinal
+	Until uint32 // unix seconds; the membership is gone at and after this second
+}
+
+// ProfileRecord is the durable form of one profile, as a Txn reports it for persisting.
+type ProfileRecord struct {
+	Profile uint32
+	IDs     []uint64     // keyed ID hashes linked to the profile
+	Traits  []Membership // sorted by Trait
+}
+
+// TraitName pairs a trait ordinal with its name.
+type TraitName struct {
+	Ordinal uint32
+	Name    string
+}
+
+// Changes is what a Txn will change, for the store to persist before Commit.
+type Changes struct {
+	Profiles        []ProfileRecord // new or changed profiles
+	Deleted         []uint32        // profiles removed (merged into another)
+	Traits          []TraitName     // trait ordinals used for the first time
+	PutSources      []Source
+	DeletedSources  []string
+	PutSegments     []Segment
+	DeletedSegments []string
+	NextProfile     uint32 // the first unallocated profile ordinal
+}
+
+// Empty reports whether there is nothing to persist.
+func (c *Changes) Empty() bool {
+	return len(c.Profiles) == 0 && len(c.Deleted) == 0 && len(c.Traits) == 0 &&
+		len(c.PutSources) == 0 && len(c.DeletedSources) == 0 &&
+		len(c.PutSegments) == 0 && len(c.DeletedSegments) == 0
+}
+
+func unixSeconds(t time.Time) uint32 {
+	s := t.Unix()
+	switch {
+	case s <= 0:
+		return 0
+	case s >= 1<<32-1:
+		return 1<<32 - 1
+	}
+	return uint32(s)
+}
+
+type sourceJSON struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Party Party  `json:"party"`
+	TTL   string `json:"ttl"`
+}
+
+// MarshalJSON encodes s with its TTL as a duration string.
+func (s Source) MarshalJSON() ([]byte, error) {
+	return json.Marshal(sourceJSON{ID: s.ID, Name: s.Name, Party: s.Party, TTL: s.TTL.String()})
+}
+
+// UnmarshalJSON decodes s, accepting a TTL such as "720h" or "30d". An absent TTL leaves
+// s.TTL zero, which Validate rejects.
+func (s *Source) UnmarshalJSON(b []byte) error {
+	var j sourceJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Source{ID: j.ID, Name: j.Name, Party: j.Party}
+	if j.TTL != "" {
+		ttl, err := ParseTTL(j.TTL)
+		if err != nil {
+			return err
+		}
+		s.TTL = ttl
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/segd/segd/segments"
+)
+
+// Format is an onboarding file format.
+type Format string
+
+// The onboarding formats.
+const (
+	TSV    Format = "tsv"
+	NDJSON Format = "ndjson"
+)
+
+// Import limits.
+const (
+	// MaxLineLen is the longest line accepted; a longer one is rejected whole.
+	MaxLineLen = 64 << 10
+	// MaxReportedErrors is how many line errors an ImportResult lists.
+	MaxReportedErrors = 100
+	batchLines        = 4096
+)
+
+// ImportResult reports an import: lines accepted and rejected, and the first errors.
+type ImportResult struct {
+	Accepted int         `json:"accepted"`
+	Rejected int         `json:"rejected"`
+	Errors   []LineError `json:"errors"`
+}
+
+// LineError is the reason one line was rejected.
+type LineError struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+func (r *ImportResult) reject(line int, err error) {
+	r.Rejected++
+	if len(r.Errors) < MaxReportedErrors {
+		r.Errors = append(r.Errors, LineError{Line: line, Error: err.Error()})
+	}
+}
+
+// ErrUnknownSource means an import names a source that is not defined.
+var ErrUnknownSource = errors.New("unknown source")
+
+type parsedLine struct {
+	num  int
+	line segments.Line
+}
+
+// Import reads onboarding lines of the given source from r and applies them in durable
+// batches. Lines that fail to parse are reported and never stop the others. Every line
+// counted as accepted is durable when Import returns, even with an error: the error says
+// why the rest was not read or not written.
+func (db *DB) Import(ctx context.Context, source string, f Format, r io.Reader) (ImportResult, error) {
+	res := ImportResult{Errors: []LineError{}}
+	parse, err := lineParser(f)
+	if err != nil {
+		return res, err
+	}
+	if _, ok := db.ix.Source(source); !ok {
+		return res, fmt.Errorf("import into %q: %w", source, ErrUnknownSource)
+	}
+	br := bufio.NewReaderSize(r, 256<<10)
+	num := 0
+	batch := make([]parsedLine, 0, batchLines)
+	for {
+		line, readErr := readLine(br)
+		if readErr != nil && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, errLineTooLong) {
+			return res, fmt.Errorf("import into %q: read line %d: %w", source, num+1, readErr)
+		}
+		if readErr == nil || len(line) > 0 || errors.Is(readErr, errLineTooLong) {
+			num++
+			batch = db.addLine(batch, &res, num, line, readErr, parse)
+		}
+		if len(batch) == cap(batch) || errors.Is(readErr, io.EOF) && len(batch) > 0 {
+			if err := db.applyLines(source, batch, &res); err != nil {
+				return res, err
+			}
+			batch = batch[:0]
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+		}
+		if errors.Is(readErr, io.EOF) {
+			return res, nil
+		}
+	}
+}
+
+func (db *DB) addLine(batch []parsedLine, res *ImportResult, num int, line []byte,
+	readErr error, parse func([]byte) (segments.Line, error)) []parsedLine {
+	if errors.Is(readErr, errLineTooLong) {
+		res.reject(num, readErr)
+		return batch
+	}
+	trimmed := bytes.TrimSpace(line)
+	if len(trimmed) == 0 || trimmed[0] == '#' {
+		return batch
+	}
+	l, err := parse(line)
+	if err != nil {
+		res.reject(num, err)
+		return batch
+	}
+	return append(batch, parsedLine{num: num, line: l})
+}
+
+func lineParser(f Format) (func([]byte) (segments.Line, error), error) {
+	switch f {
+	case TSV:
+		return segments.ParseTSVLine, nil
+	case NDJSON:
+		return segments.ParseNDJSONLine, nil
+	}
+	return nil, fmt.Errorf("format %q: want tsv or ndjson", f)
+}
+
+// applyLines writes one batch in a single durable Txn.
+func (db *DB) applyLines(source string, batch []parsedLine, res *ImportResult) error {
+	now := db.cfg.Now()
+	h := db.ix.Hasher()
+	t := db.ix.Begin(now)
+	src, ok := t.Source(source)
+	if !ok {
+		t.Rollback()
+		return fmt.Errorf("import into %q: %w", source, ErrUnknownSource)
+	}
+	var ids []uint64
+	for _, pl := range batch {
+		ids = ids[:0]
+		for _, id := range pl.line.IDs {
+			ids = append(ids, h.Hash(id))
+		}
+		p := t.Resolve(ids)
+		ttl := pl.line.TTL
+		if ttl == 0 {
+			ttl = src.TTL
+		}
+		until := expiry(now, ttl)
+		for _, code := range pl.line.Add {
+			t.Add(p, source+":"+code, until)
+		}
+		for _, code := range pl.line.Remove {
+			t.Remove(p, source+":"+code)
+		}
+	}
+	if err := db.Apply(t); err != nil {
+		return fmt.Errorf("import into %q: lines %d-%d: %w", source,
+			batch[0].num, batch[len(batch)-1].num, err)
+	}
+	res.Accepted += len(batch)
+	return nil
+}
+
+func expiry(now time.Time, ttl time.Duration) uint32 {
+	s := now.Add(ttl).Unix()
+	if s >= 1<<32-1 {
+		return 1<<32 - 2
+	}
+	return uint32(s)
+}
+
+var errLineTooLong = fmt.Errorf("line longer than %d bytes", MaxLineLen)
+
+// readLine returns the next line without its newline. A line longer than MaxLineLen is
+// skipped to its end and reported as errLineTooLong. At the end of input it returns the
+// last unterminated line, if any, with io.EOF. The slice is valid until the next call.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = br.ReadSlice('\n')
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		return nil, errLineTooLong
+	}
+	if err == nil {
+		line = line[:len(line)-1]
+	}
+	if len(line) > MaxLineLen {
+		return nil, errLineTooLong
+	}
+	return line, err
+}
