@@ -143,3 +143,44 @@ func ParseTTL(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// Format is an onboarding file format.
+type Format string
+
+// The onboarding formats.
+const (
+	TSV    Format = "tsv"
+	NDJSON Format = "ndjson"
+)
+
+// Import limits.
+const (
+	// MaxLineLen is the longest line accepted; a longer one is rejected whole.
+	MaxLineLen = 64 << 10
+	// MaxReportedErrors is how many line errors an ImportResult lists.
+	MaxReportedErrors = 100
+)
+
+// ImportResult reports an import: lines accepted and rejected, and the first errors.
+type ImportResult struct {
+	Accepted int         `json:"accepted"`
+	Rejected int         `json:"rejected"`
+	Errors   []LineError `json:"errors"`
+}
+
+// LineError is the reason one line was rejected.
+type LineError struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// Reject counts a rejected line and keeps its error if fewer than MaxReportedErrors are kept.
+func (r *ImportResult) Reject(line int, err error) {
+	r.Rejected++
+	if len(r.Errors) < MaxReportedErrors {
+		r.Errors = append(r.Errors, LineError{Line: line, Error: err.Error()})
+	}
+}
+
+// ErrUnknownSource means an import names a source that is not defined.
+var ErrUnknownSource = errors.New("unknown source")

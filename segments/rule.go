@@ -16,6 +16,9 @@ const (
 	maxIDLen      = 64   // longest source or segment ID
 )
 
+// idAdvice ends the error for a malformed source or segment ID.
+const idAdvice = "use 1 to 64 of a-z, 0-9, _ and -"
+
 // Expr is a node of a parsed rule. ParseRule builds trees of *TraitExpr, *WindowExpr,
 // *CountExpr, *SegmentExpr, *AndExpr, *OrExpr and *NotExpr. A tree is never modified after
 // ParseRule returns it, so it is safe to share between goroutines that only read it.
@@ -223,8 +226,9 @@ func isSpace(c byte) bool {
 //
 // The keywords and, or, not, count and in are case-insensitive; trait and segment names are
 // not. 'not' binds tighter than 'and', which binds tighter than 'or'; both are
-// left-associative. A rule is at most 4096 bytes with at most 256 atoms, and parentheses and
-// 'not' nest at most 64 deep. Every error is a *RuleError.
+// left-associative. The window unit d may be written D, and '> K' is read as '>= K+1'. A rule
+// is at most 4096 bytes with at most 256 atoms, and parentheses and 'not' nest at most 64
+// deep. Every error is a *RuleError.
 func ParseRule(src string) (Expr, error) {
 	if len(src) > maxRuleBytes {
 		msg := fmt.Sprintf("rule is longer than %d bytes", maxRuleBytes)
@@ -424,8 +428,7 @@ func (p *parser) parseAtom() (Expr, error) {
 
 func (p *parser) parseSegment(t token, id string) (Expr, error) {
 	if !ValidID(id) {
-		msg := fmt.Sprintf("invalid segment ID %q: use 1 to %d of a-z, 0-9, _ and -", id, maxIDLen)
-		return nil, errAt(t, msg)
+		return nil, errAt(t, fmt.Sprintf("invalid segment ID %q: %s", id, idAdvice))
 	}
 	p.next()
 	if p.isKeyword("in") {
@@ -438,8 +441,7 @@ func (p *parser) parseSegment(t token, id string) (Expr, error) {
 func checkTrait(t token) error {
 	source, key, _ := strings.Cut(t.text, ":")
 	if !ValidID(source) {
-		const use = "use 1 to 64 of a-z, 0-9, _ and -"
-		return errAt(t, fmt.Sprintf("invalid trait source %q: %s", source, use))
+		return errAt(t, fmt.Sprintf("invalid trait source %q: %s", source, idAdvice))
 	}
 	if key == "" {
 		return errAt(t, fmt.Sprintf("missing key after %q, as in %skey", t.text, t.text))

@@ -90,4 +90,3 @@ func decodeProfile(p uint32, b []byte) (segments.ProfileRecord, error) {
 	}
 	return rec, nil
 }
-

@@ -12,46 +12,8 @@ import (
 	"github.com/segd/segd/segments"
 )
 
-// Format is an onboarding file format.
-type Format string
-
-// The onboarding formats.
-const (
-	TSV    Format = "tsv"
-	NDJSON Format = "ndjson"
-)
-
-// Import limits.
-const (
-	// MaxLineLen is the longest line accepted; a longer one is rejected whole.
-	MaxLineLen = 64 << 10
-	// MaxReportedErrors is how many line errors an ImportResult lists.
-	MaxReportedErrors = 100
-	batchLines        = 4096
-)
-
-// ImportResult reports an import: lines accepted and rejected, and the first errors.
-type ImportResult struct {
-	Accepted int         `json:"accepted"`
-	Rejected int         `json:"rejected"`
-	Errors   []LineError `json:"errors"`
-}
-
-// LineError is the reason one line was rejected.
-type LineError struct {
-	Line  int    `json:"line"`
-	Error string `json:"error"`
-}
-
-func (r *ImportResult) reject(line int, err error) {
-	r.Rejected++
-	if len(r.Errors) < MaxReportedErrors {
-		r.Errors = append(r.Errors, LineError{Line: line, Error: err.Error()})
-	}
-}
-
-// ErrUnknownSource means an import names a source that is not defined.
-var ErrUnknownSource = errors.New("unknown source")
+// batchLines is how many lines go into one durable batch.
+const batchLines = 4096
 
 type parsedLine struct {
 	num  int
@@ -62,14 +24,14 @@ type parsedLine struct {
 // batches. Lines that fail to parse are reported and never stop the others. Every line
 // counted as accepted is durable when Import returns, even with an error: the error says
 // why the rest was not read or not written.
-func (db *DB) Import(ctx context.Context, source string, f Format, r io.Reader) (ImportResult, error) {
-	res := ImportResult{Errors: []LineError{}}
+func (db *DB) Import(ctx context.Context, source string, f segments.Format, r io.Reader) (segments.ImportResult, error) {
+	res := segments.ImportResult{Errors: []segments.LineError{}}
 	parse, err := lineParser(f)
 	if err != nil {
 		return res, err
 	}
 	if _, ok := db.ix.Source(source); !ok {
-		return res, fmt.Errorf("import into %q: %w", source, ErrUnknownSource)
+		return res, fmt.Errorf("import into %q: %w", source, segments.ErrUnknownSource)
 	}
 	br := bufio.NewReaderSize(r, 256<<10)
 	num := 0
@@ -98,10 +60,10 @@ func (db *DB) Import(ctx context.Context, source string, f Format, r io.Reader) 
 	}
 }
 
-func (db *DB) addLine(batch []parsedLine, res *ImportResult, num int, line []byte,
+func (db *DB) addLine(batch []parsedLine, res *segments.ImportResult, num int, line []byte,
 	readErr error, parse func([]byte) (segments.Line, error)) []parsedLine {
 	if errors.Is(readErr, errLineTooLong) {
-		res.reject(num, readErr)
+		res.Reject(num, readErr)
 		return batch
 	}
 	trimmed := bytes.TrimSpace(line)
@@ -110,31 +72,31 @@ func (db *DB) addLine(batch []parsedLine, res *ImportResult, num int, line []byt
 	}
 	l, err := parse(line)
 	if err != nil {
-		res.reject(num, err)
+		res.Reject(num, err)
 		return batch
 	}
 	return append(batch, parsedLine{num: num, line: l})
 }
 
-func lineParser(f Format) (func([]byte) (segments.Line, error), error) {
+func lineParser(f segments.Format) (func([]byte) (segments.Line, error), error) {
 	switch f {
-	case TSV:
+	case segments.TSV:
 		return segments.ParseTSVLine, nil
-	case NDJSON:
+	case segments.NDJSON:
 		return segments.ParseNDJSONLine, nil
 	}
 	return nil, fmt.Errorf("format %q: want tsv or ndjson", f)
 }
 
 // applyLines writes one batch in a single durable Txn.
-func (db *DB) applyLines(source string, batch []parsedLine, res *ImportResult) error {
+func (db *DB) applyLines(source string, batch []parsedLine, res *segments.ImportResult) error {
 	now := db.cfg.Now()
 	h := db.ix.Hasher()
 	t := db.ix.Begin(now)
 	src, ok := t.Source(source)
 	if !ok {
 		t.Rollback()
-		return fmt.Errorf("import into %q: %w", source, ErrUnknownSource)
+		return fmt.Errorf("import into %q: %w", source, segments.ErrUnknownSource)
 	}
 	var ids []uint64
 	for _, pl := range batch {
@@ -171,7 +133,7 @@ func expiry(now time.Time, ttl time.Duration) uint32 {
 	return uint32(s)
 }
 
-var errLineTooLong = fmt.Errorf("line longer than %d bytes", MaxLineLen)
+var errLineTooLong = fmt.Errorf("line longer than %d bytes", segments.MaxLineLen)
 
 // readLine returns the next line without its newline. A line longer than MaxLineLen is
 // skipped to its end and reported as errLineTooLong. At the end of input it returns the
@@ -190,7 +152,7 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 	if err == nil {
 		line = line[:len(line)-1]
 	}
-	if len(line) > MaxLineLen {
+	if len(line) > segments.MaxLineLen {
 		return nil, errLineTooLong
 	}
 	return line, err

@@ -1,0 +1,39 @@
+# segd: every target works offline once the Go module cache is filled, and needs no root.
+GO       ?= go
+BIN      := bin/segd
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+FUZZTIME ?= 30s
+
+.PHONY: run build test bench fuzz lint clean
+
+## run: build, then serve demo data from ./data and print an example request
+run: build
+	$(BIN) serve --demo --data-dir ./data --log-format console
+
+## build: compile bin/segd (does not run tests)
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/segd
+
+## test: run every test, fuzz corpora included
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+## bench: Go micro-benchmarks with allocations, output for benchstat
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.txt
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test ./segments -run '^$$' -fuzz '^FuzzParseRule$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./bidder -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME)
+
+## lint: formatting and vet
+lint:
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
+	$(GO) vet ./...
+
+## clean: remove build output and the demo data folder
+clean:
+	rm -rf bin data bench.txt

@@ -1,0 +1,227 @@
+package bidder
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/segd/segd/segments"
+)
+
+// state is the per-request working memory, pooled and reused.
+type state struct {
+	scan  scan
+	slots []uint32
+	frag  []byte
+	out   []byte
+}
+
+// maxPooledBuf is the largest buffer kept in the pool; an outsized request's buffers are
+// left to the garbage collector rather than pinned.
+const maxPooledBuf = 512 << 10
+
+func (s *Server) getState() *state { return s.states.Get().(*state) }
+
+func (s *Server) putState(st *state) {
+	if cap(st.out) > maxPooledBuf || cap(st.scan.scratch) > maxPooledBuf {
+		return
+	}
+	st.scan.body = nil
+	s.states.Put(st)
+}
+
+var (
+	typeUID  = []byte(segments.TypeUID)
+	typeBUID = []byte(segments.TypeBUID)
+	typeIFA  = []byte(segments.TypeIFA)
+	typeEID  = []byte("eid:")
+)
+
+// maxSlots bounds the segments one request carries.
+const maxSlots = 512
+
+// match scans body and finds its segments. It returns segd's user.data objects,
+// comma-joined, in st.frag, and the outcome. A syntax error is returned as err, with
+// outInvalid.
+func (s *Server) match(st *state, body []byte, now time.Time) (outcome, error) {
+	sc := &st.scan
+	sc.reset(body, s.prov)
+	if err := sc.run(); err != nil {
+		return outInvalid, err
+	}
+	switch {
+	case !s.ix.Ready():
+		return outNotReady, nil
+	case sc.coppa:
+		return outPrivacy, nil
+	case sc.ambiguous:
+		return outSkipped, nil
+	case len(sc.ids) == 0:
+		return outNoID, nil
+	}
+
+	cat := s.ix.Catalog()
+	h := s.ix.Hasher()
+	sec := uint32(now.Unix())
+	st.slots = st.slots[:0]
+	for i := range sc.ids {
+		id := &sc.ids[i]
+		typ, ext := typeFor(id.kind), []byte(nil)
+		if id.kind == kindEID {
+			ext = sc.bytes(id.src, id.srcEsc)
+		}
+		st.slots = s.ix.Lookup(st.slots, cat, h.HashID(typ, ext, sc.bytes(id.val, id.valEsc)), sec)
+		if len(st.slots) >= maxSlots {
+			st.slots = st.slots[:maxSlots]
+			break
+		}
+	}
+	if len(st.slots) == 0 {
+		return outNoMatch, nil
+	}
+	st.frag, _ = cat.AppendUserData(st.frag[:0], st.slots)
+	return outEnriched, nil
+}
+
+// requestTime is when the handler was called, or now for a context that no server set up.
+func requestTime(ctx *fasthttp.RequestCtx) time.Time {
+	if t := ctx.Time(); !t.IsZero() {
+		return t
+	}
+	return time.Now()
+}
+
+func typeFor(k idKind) []byte {
+	switch k {
+	case kindUID:
+		return typeUID
+	case kindBUID:
+		return typeBUID
+	case kindIFA:
+		return typeIFA
+	}
+	return typeEID
+}
+
+// bid answers one bid request on endpoint ep.
+func (s *Server) bid(ctx *fasthttp.RequestCtx, ep endpoint) {
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set("Allow", "POST")
+		writeError(ctx, fasthttp.StatusMethodNotAllowed, errMethod)
+		s.metrics.observe(ep, outInvalid, time.Since(requestTime(ctx)))
+		return
+	}
+	st := s.getState()
+	oc := outInvalid
+	defer s.finish(ctx, st, ep, &oc)
+
+	body := ctx.PostBody()
+	oc, err := s.match(st, body, requestTime(ctx))
+	if err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, err)
+		return
+	}
+	ctx.SetContentType("application/json")
+	switch ep {
+	case epEnrich:
+		if oc == outEnriched {
+			st.out = st.scan.appendEnriched(st.out[:0], st.frag, -1)
+			ctx.SetBody(st.out)
+		} else {
+			ctx.SetBody(body)
+		}
+	case epSegments:
+		ctx.Response.AppendBodyString("[")
+		if oc == outEnriched {
+			ctx.Response.AppendBody(st.frag)
+		}
+		ctx.Response.AppendBodyString("]")
+	case epAuction:
+		if s.forward(ctx, st, oc) != nil {
+			oc = outUpstreamErr
+		}
+	}
+}
+
+// finish recovers a panic by answering the request unchanged, counts the request, and
+// returns st to the pool. Requests are never logged on success.
+func (s *Server) finish(ctx *fasthttp.RequestCtx, st *state, ep endpoint, oc *outcome) {
+	if r := recover(); r != nil {
+		*oc = outPanic
+		s.log.Error("bid handler panic", zap.String("endpoint", endpointNames[ep]),
+			zap.Any("panic", r), zap.Stack("stack"))
+		ctx.ResetBody()
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetContentType("application/json")
+		switch ep {
+		case epSegments:
+			ctx.SetBodyString("[]")
+		case epAuction:
+			ctx.SetStatusCode(fasthttp.StatusNoContent) // no bid
+		default:
+			ctx.SetBody(ctx.PostBody())
+		}
+		st = new(state) // the pooled one may be inconsistent
+	}
+	s.metrics.observe(ep, *oc, time.Since(requestTime(ctx)))
+	s.putState(st)
+}
+
+// forward sends the request, enriched when oc says so, to the upstream bidder with tmax
+// reduced by the time spent here, and relays the answer.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, oc outcome) error {
+	if s.client == nil {
+		writeError(ctx, fasthttp.StatusNotFound, errNoUpstream)
+		return nil
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+
+	ctx.Request.Header.CopyTo(&req.Header)
+	req.Header.Del("Content-Length")
+	req.Header.Del("Connection")
+	req.SetRequestURI(s.cfg.Upstream)
+	req.Header.SetMethod(fasthttp.MethodPost)
+
+	spent := time.Since(requestTime(ctx))
+	tmax, timeout := remainingTmax(st.scan.body, st.scan.tmax, spent, s.cfg.UpstreamTimeout)
+	if oc == outEnriched {
+		st.out = st.scan.appendEnriched(st.out[:0], st.frag, tmax)
+	} else {
+		st.out = st.scan.appendTmax(st.out[:0], tmax)
+	}
+	req.SetBody(st.out)
+
+	if err := s.client.DoTimeout(req, resp, timeout); err != nil {
+		status, e := fasthttp.StatusBadGateway, errUpstream
+		if errors.Is(err, fasthttp.ErrTimeout) {
+			status, e = fasthttp.StatusGatewayTimeout, errUpTimeout
+		}
+		writeError(ctx, status, e)
+		return err
+	}
+	ctx.SetStatusCode(resp.StatusCode())
+	ctx.Response.Header.SetContentTypeBytes(resp.Header.ContentType())
+	ctx.SetBody(resp.Body())
+	return nil
+}
+
+// remainingTmax returns the request's tmax less the time already spent, at least 1 ms, and
+// the timeout for the upstream call; tmax is -1 when the request has none.
+func remainingTmax(body []byte, sp span, spent, fallback time.Duration) (int, time.Duration) {
+	if !sp.ok() {
+		return -1, fallback
+	}
+	tmax, err := strconv.Atoi(string(body[sp.start:sp.end]))
+	if err != nil || tmax <= 0 {
+		return -1, fallback
+	}
+	left := tmax - int((spent+time.Millisecond-1)/time.Millisecond)
+	left = max(left, 1)
+	return left, time.Duration(left) * time.Millisecond
+}

@@ -1,0 +1,201 @@
+// Package bidder is segd's OpenRTB and HTTP edge: the bid listener that enriches requests
+// (and proxies them in front of a bidder), and the admin API.
+//
+// The request path scans each body once, looks its IDs up in the index, and splices
+// pre-rendered user.data objects into the original bytes; it never decodes the whole
+// request and allocates nothing per request. Nothing here touches Badger: writes go
+// through the Store interface, which package store implements.
+package bidder
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/segd/segd/segments"
+)
+
+// Config configures the bid listener. The zero value of each field means its default.
+type Config struct {
+	// ProviderID is the user.data id that segd writes and later recognises as its own;
+	// default "segd".
+	ProviderID string
+	// MaxBodySize is the largest bid request accepted, in bytes; default 256 KiB. Larger
+	// bodies get 413.
+	MaxBodySize int
+	// MaxHeaderSize is the largest request header block, in bytes; default 8 KiB. Larger
+	// headers get 431.
+	MaxHeaderSize int
+	// ReadTimeout, WriteTimeout and IdleTimeout bound each connection; defaults 5s, 5s
+	// and 60s.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// Upstream is the bidder URL that /openrtb2/auction forwards to; empty turns proxy
+	// mode off.
+	Upstream string
+	// UpstreamTimeout bounds a forwarded request without tmax; default 1s.
+	UpstreamTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.ProviderID == "" {
+		c.ProviderID = "segd"
+	}
+	if c.MaxBodySize == 0 {
+		c.MaxBodySize = 256 << 10
+	}
+	if c.MaxHeaderSize == 0 {
+		c.MaxHeaderSize = 8 << 10
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 5 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.UpstreamTimeout == 0 {
+		c.UpstreamTimeout = time.Second
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxBodySize < 0 || c.MaxHeaderSize < 0 {
+		errs = append(errs, errors.New("body and header limits must not be negative"))
+	}
+	if c.Upstream != "" {
+		u, err := url.Parse(c.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("upstream %q: want an http or https URL", c.Upstream))
+		}
+	}
+	if c.UpstreamTimeout < 0 {
+		errs = append(errs, errors.New("upstream timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is the bid listener. Safe for concurrent use.
+type Server struct {
+	cfg     Config
+	ix      *segments.Index
+	metrics *Metrics
+	log     *zap.Logger
+	prov    []byte
+	states  sync.Pool
+	client  *fasthttp.Client
+	srv     *fasthttp.Server
+}
+
+// NewServer returns a bid listener that enriches from ix and counts into m.
+func NewServer(cfg Config, ix *segments.Index, m *Metrics, log *zap.Logger) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("bid config: %w", err)
+	}
+	s := &Server{cfg: cfg, ix: ix, metrics: m, log: log, prov: []byte(cfg.ProviderID)}
+	s.states.New = func() any { return new(state) }
+	if cfg.Upstream != "" {
+		s.client = &fasthttp.Client{
+			Name:                          "segd",
+			MaxConnsPerHost:               4096,
+			MaxIdleConnDuration:           30 * time.Second,
+			NoDefaultUserAgentHeader:      true,
+			DisableHeaderNamesNormalizing: true,
+		}
+	}
+	s.srv = &fasthttp.Server{
+		Handler:               s.Handle,
+		ErrorHandler:          s.handleReadError,
+		Name:                  "segd",
+		MaxRequestBodySize:    cfg.MaxBodySize,
+		ReadBufferSize:        cfg.MaxHeaderSize,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+	}
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(ln)
+}
+
+// Shutdown stops accepting, waits for in-flight requests to finish, and returns.
+func (s *Server) Shutdown() error {
+	return s.srv.Shutdown()
+}
+
+// Handle routes one request of the bid listener.
+func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/openrtb2/enrich":
+		s.bid(ctx, epEnrich)
+	case "/openrtb2/segments":
+		s.bid(ctx, epSegments)
+	case "/openrtb2/auction":
+		s.bid(ctx, epAuction)
+	case "/healthz":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+	case "/readyz":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		if !s.ix.Ready() {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString("loading\n")
+			return
+		}
+		ctx.SetBodyString("ready\n")
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, errNotFound)
+	}
+}
+
+var (
+	errNotFound    = errors.New("no such endpoint")
+	errMethod      = errors.New("method not allowed: use POST")
+	errTooLarge    = errors.New("body too large")
+	errHeaderLarge = errors.New("request header too large")
+	errBadRequest  = errors.New("malformed HTTP request")
+	errNoUpstream  = errors.New("proxy mode is off: start segd with --upstream")
+	errUpstream    = errors.New("upstream bidder failed")
+	errUpTimeout   = errors.New("upstream bidder timed out")
+)
+
+// handleReadError answers requests that fasthttp could not read.
+func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	var sizeErr *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, errTooLarge)
+	case errors.As(err, &sizeErr):
+		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, errHeaderLarge)
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, errBadRequest)
+	}
+	s.metrics.requests[epEnrich][outInvalid].Add(1)
+}
+
+// writeError answers status with {"error":"..."}. Error texts are constants without
+// characters that need escaping.
+func writeError(ctx *fasthttp.RequestCtx, status int, err error) {
+	ctx.ResetBody()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.AppendBodyString(`{"error":"`)
+	ctx.Response.AppendBodyString(err.Error())
+	ctx.Response.AppendBodyString(`"}`)
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/segd/segd/bidder"
+	"github.com/segd/segd/segments"
+	"github.com/segd/segd/store"
+)
+
+// runServe runs `segd serve` until ctx is cancelled, then shuts down gracefully.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, os.Getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	if cfg.IDSecret == "" {
+		cfg.IDSecret = demoSecret
+		log.Warn("using the public demo ID secret: IDs are not protected; set SEGD_ID_SECRET")
+	}
+
+	ix := segments.New(segments.NewHasher([]byte(cfg.IDSecret)),
+		segments.Provider{ID: cfg.ProviderID, Name: cfg.ProviderName})
+	db, err := store.Open(store.Config{Dir: cfg.DataDir, MemTableSize: cfg.MemTableSize,
+		BlockCacheSize: cfg.BlockCacheSize}, ix, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		start := time.Now()
+		if err := db.Close(); err != nil {
+			log.Error("close store failed", zap.Error(err))
+			return
+		}
+		log.Info("store closed", zap.Duration("took", time.Since(start)))
+	}()
+
+	srv, err := startListeners(cfg, ix, db, log)
+	if err != nil {
+		return err
+	}
+	defer srv.shutdown(cfg.ShutdownTimeout, log)
+
+	if err := loadIndex(ctx, cfg, db, ix, log, stdout); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-srv.failed:
+		return err
+	}
+}
+
+func loadIndex(ctx context.Context, cfg *config, db *store.DB, ix *segments.Index,
+	log *zap.Logger, stdout io.Writer) error {
+	st, err := db.Load(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("index loaded", zap.Int("profiles", st.Profiles), zap.Int("segments", st.Segments),
+		zap.Int("sources", st.Sources), zap.Int("traits", st.Traits), zap.Duration("took", st.Took))
+	if !cfg.Demo {
+		return nil
+	}
+	if st.Sources == 0 {
+		if err := loadDemo(ctx, cfg, db, log); err != nil {
+			return err
+		}
+	}
+	printExample(stdout, cfg)
+	return nil
+}
+
+type listeners struct {
+	bid    *bidder.Server
+	admin  *http.Server
+	failed chan error
+}
+
+func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logger) (
+	*listeners, error) {
+	m := &bidder.Metrics{}
+	bid, err := bidder.NewServer(bidder.Config{
+		ProviderID: cfg.ProviderID, MaxBodySize: cfg.MaxBodySize,
+		MaxHeaderSize: cfg.MaxHeaderSize, ReadTimeout: cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
+		Upstream: cfg.Upstream, UpstreamTimeout: cfg.UpstreamTimeout,
+	}, ix, m, log)
+	if err != nil {
+		return nil, err
+	}
+	bidLn, err := net.Listen("tcp", cfg.BidAddr)
+	if err != nil {
+		return nil, fmt.Errorf("bid listener: %w", err)
+	}
+	l := &listeners{bid: bid, failed: make(chan error, 2)}
+	go func() {
+		if err := bid.Serve(bidLn); err != nil {
+			l.failed <- fmt.Errorf("bid listener: %w", err)
+		}
+	}()
+	log.Info("bid listener started", zap.String("addr", bidLn.Addr().String()),
+		zap.Bool("proxy", cfg.Upstream != ""))
+
+	if cfg.AdminAddr == "" {
+		return l, nil
+	}
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		bid.Shutdown()
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	l.admin = &http.Server{
+		Handler:           bidder.NewAdmin(bidder.AdminConfig{Token: cfg.AdminToken}, ix, db, m, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	go func() {
+		if err := l.admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			l.failed <- fmt.Errorf("admin listener: %w", err)
+		}
+	}()
+	log.Info("admin listener started", zap.String("addr", adminLn.Addr().String()),
+		zap.Bool("token", cfg.AdminToken != ""))
+	return l, nil
+}
+
+// shutdown stops accepting, lets in-flight requests finish within timeout, and returns.
+func (l *listeners) shutdown(timeout time.Duration, log *zap.Logger) {
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		if err := l.bid.Shutdown(); err != nil {
+			log.Warn("bid listener shutdown failed", zap.Error(err))
+		}
+		close(done)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if l.admin != nil {
+		if err := l.admin.Shutdown(ctx); err != nil {
+			log.Warn("admin listener shutdown failed", zap.Error(err))
+		}
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		log.Warn("bid listener shutdown timed out", zap.Duration("timeout", timeout))
+	}
+	log.Info("listeners stopped", zap.Duration("took", time.Since(start)))
+}
+
+func newLogger(cfg *config, stderr io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("log-level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder = zapcore.NewJSONEncoder(encCfg)
+	if cfg.LogFormat == "console" {
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	core := zapcore.NewCore(enc, zapcore.AddSync(stderr), level)
+	return zap.New(core), nil
+}
