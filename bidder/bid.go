@@ -181,6 +181,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, oc outcome) error 
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
+	resp.Header.SetNoDefaultContentType(true) // relay the upstream's, not one of fasthttp's
 
 	ctx.Request.Header.CopyTo(&req.Header)
 	req.Header.Del("Content-Length")
@@ -207,6 +208,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, oc outcome) error 
 	}
 	ctx.SetStatusCode(resp.StatusCode())
 	ctx.Response.Header.SetContentTypeBytes(resp.Header.ContentType())
+	if enc := resp.Header.ContentEncoding(); len(enc) > 0 {
+		// The caller's Accept-Encoding went upstream, so the body may be compressed.
+		ctx.Response.Header.SetContentEncodingBytes(enc)
+	}
 	ctx.SetBody(resp.Body())
 	return nil
 }

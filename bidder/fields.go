@@ -181,7 +181,7 @@ func (s *scan) dataValue(depth int) error {
 
 func (s *scan) dataItem(depth int) error {
 	start := s.pos
-	s.itemOurs = false
+	s.itemOurs, s.itemID = false, false
 	if err := s.objectOrSkip(depth, s.dataItemField); err != nil {
 		return err
 	}
@@ -189,8 +189,17 @@ func (s *scan) dataItem(depth int) error {
 	return nil
 }
 
+// dataItemField reads the id of a user.data element. An element with two ids is
+// ambiguous: segd would drop it or keep it depending on which id counts.
 func (s *scan) dataItemField(key []byte, depth int) error {
-	if string(key) != "id" || s.pos >= len(s.body) || s.body[s.pos] != '"' {
+	if string(key) != "id" {
+		return s.value(depth)
+	}
+	if s.itemID {
+		s.ambiguous = true
+	}
+	s.itemID = true
+	if s.pos >= len(s.body) || s.body[s.pos] != '"' {
 		return s.value(depth)
 	}
 	sp, esc, err := s.str()
@@ -215,15 +224,16 @@ func (s *scan) eidsValue(depth int) error {
 }
 
 // eidValue reads one extended-ID object. Its source may follow its uids, so the IDs are
-// collected first and given the source when the object ends; without one they are
-// dropped.
+// collected first and given the source when the object ends; without a source, or with
+// one longer than an ID type allows, they are dropped.
 func (s *scan) eidValue(depth int) error {
 	first := len(s.ids)
 	s.eidSrc = noSpan
 	if err := s.objectOrSkip(depth, s.eidField); err != nil {
 		return err
 	}
-	if !s.eidSrc.ok() || s.eidSrc.start == s.eidSrc.end {
+	n := s.eidSrc.end - s.eidSrc.start
+	if !s.eidSrc.ok() || n == 0 || n > segments.MaxEIDSourceLen {
 		s.ids = s.ids[:first]
 		return nil
 	}

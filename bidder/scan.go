@@ -70,6 +70,7 @@ type scan struct {
 	ambiguous bool   // a field segd reads appeared twice or has the wrong type
 	seen      uint32 // seen* bits
 	itemOurs  bool   // the user.data element being read has segd's provider id
+	itemID    bool   // the user.data element being read has an id
 	ids       []foundID
 	eidSrc    span // source of the eid object being read
 	eidSrcEsc bool

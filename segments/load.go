@@ -58,18 +58,13 @@ func (l *Loader) NextProfile(n uint32) {
 	l.ix.nextProfile = max(l.ix.nextProfile, n)
 }
 
-// Profile registers one persisted profile. Lapsed memberships are skipped and left for the
-// sweeper to delete from the store. It reports an error for a record that names an
-// unknown trait.
+// Profile registers one persisted profile. Lapsed memberships are kept, as a live index
+// keeps them until its sweep: they are never served, and the first sweep deletes them from
+// the index and the store. It reports an error for a record that names an unknown trait.
 func (l *Loader) Profile(rec ProfileRecord) error {
 	ix := l.ix
 	traits := slices.Clone(rec.Traits)
 	slices.SortFunc(traits, func(a, b Membership) int { return int(int64(a.Trait) - int64(b.Trait)) })
-	lapsed := false
-	traits = slices.DeleteFunc(traits, func(m Membership) bool {
-		lapsed = lapsed || m.Until <= l.now
-		return m.Until <= l.now
-	})
 	for _, m := range traits {
 		if int(m.Trait) >= len(ix.traitNames) || ix.traitNames[m.Trait] == "" {
 			return fmt.Errorf("profile %d: unknown trait ordinal %d", rec.Profile, m.Trait)
@@ -81,11 +76,8 @@ func (l *Loader) Profile(rec ProfileRecord) error {
 	ix.updateTraitBits(rec.Profile, nil, traits)
 	ix.live.Add(rec.Profile)
 	ix.profiles.set(rec.Profile, &profile{ids: rec.IDs, traits: traits})
+	// A lapsed membership lands in a past bucket, which the first sweep handles.
 	ix.scheduleExpiry(rec.Profile, nil, traits)
-	if lapsed {
-		b := l.now / expiryBucket
-		ix.expiry[b] = append(ix.expiry[b], rec.Profile)
-	}
 	ix.nextProfile = max(ix.nextProfile, rec.Profile+1)
 	return nil
 }

@@ -131,6 +131,10 @@ func ParseTTL(s string) (time.Duration, error) {
 		if err != nil {
 			return 0, fmt.Errorf("ttl %q: want a duration like 720h or 30d", truncate(s))
 		}
+		// Bound n before multiplying: a huge day count would wrap around to a small TTL.
+		if n < 1 || time.Duration(n) > MaxTTL/(24*time.Hour) {
+			return 0, fmt.Errorf("ttl %q: want more than 0 and at most %s", truncate(s), MaxTTL)
+		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
 		var err error

@@ -28,6 +28,7 @@ type Txn struct {
 	delSources  []string
 	putSegments []Segment
 	delSegments []string
+	expired     []uint32 // expiry buckets that Expire handled; dropped at Commit
 	done        bool
 }
 
@@ -142,7 +143,8 @@ func (t *Txn) Add(p uint32, trait string, until uint32) {
 	d.traits = slices.Insert(d.traits, i, Membership{Trait: ord, Until: until})
 }
 
-// Remove takes the trait from profile p.
+// Remove takes the trait from profile p. A profile that ends the Txn without any trait is
+// deleted and its IDs unlinked, as Expire does with one whose traits all lapsed.
 func (t *Txn) Remove(p uint32, trait string) {
 	ord, ok := t.ix.traitIDs[trait]
 	if !ok {
@@ -168,7 +170,7 @@ func (t *Txn) Expire() int {
 		if b*expiryBucket > t.now {
 			continue
 		}
-		delete(t.ix.expiry, b)
+		t.expired = append(t.expired, b)
 		for _, p := range ps {
 			if t.expireProfile(p) {
 				touched++
@@ -255,6 +257,7 @@ func (t *Txn) DeleteSegment(id string) error {
 
 // Changes returns what Commit will change, for the caller to persist first.
 func (t *Txn) Changes() Changes {
+	t.dropEmpty()
 	c := Changes{
 		NextProfile:     t.next,
 		PutSources:      t.putSources,
@@ -280,6 +283,25 @@ func (t *Txn) Changes() Changes {
 	return c
 }
 
+// dropEmpty deletes the drafted profiles left without traits, which nothing would ever
+// expire, and unlinks their IDs. It may run more than once.
+func (t *Txn) dropEmpty() {
+	for _, p := range t.order {
+		d := t.drafts[p]
+		if d.deleted || len(d.traits) > 0 {
+			continue
+		}
+		for _, h := range d.ids {
+			if t.ix.dict.lookup(h) == NoProfile {
+				delete(t.links, h) // never published: nothing to unlink
+			} else {
+				t.links[h] = NoProfile
+			}
+		}
+		d.ids, d.deleted = nil, true
+	}
+}
+
 // Rollback drops the Txn and releases the writer lock.
 func (t *Txn) Rollback() {
 	if t.done {
@@ -296,7 +318,11 @@ func (t *Txn) Commit() {
 		return
 	}
 	defer t.Rollback()
+	t.dropEmpty()
 	ix := t.ix
+	for _, b := range t.expired {
+		delete(ix.expiry, b)
+	}
 	for _, p := range t.order {
 		ix.applyDraft(p, t.drafts[p], t.now)
 	}

@@ -51,8 +51,8 @@ Flags:
   --token TOKEN    bearer token for the admin API (default $` + adminTokenEnv + `)
 `
 
-// errImportUsage marks an error in the arguments of `segd import`; the usage text has already
-// been printed when it is returned.
+// errImportUsage marks an error in the arguments of `segd import`. The problem and the usage
+// text have already been printed to stderr when it is returned.
 var errImportUsage = errors.New("usage")
 
 // contentTypes maps each import format to the Content-Type of its request body.
@@ -124,7 +124,7 @@ func (c *importCommand) run(ctx context.Context, args []string) error {
 func parseImportArgs(args []string, stderr io.Writer) (importOptions, error) {
 	var opts importOptions
 	fs := flag.NewFlagSet("segd import", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // the error is returned and the usage printed below, once each
+	fs.SetOutput(io.Discard) // usageFailure prints the problem and the usage instead
 	fs.StringVar(&opts.admin, "admin", defaultAdminURL, "")
 	fs.StringVar(&opts.source, "source", "", "")
 	fs.StringVar(&opts.format, "format", "", "")
@@ -183,13 +183,14 @@ func parseAdminURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// usageFailure prints the usage text and returns err marked as a usage error, except for
-// -h, which returns flag.ErrHelp unchanged.
+// usageFailure prints err and the usage text, and returns err marked as a usage error. For
+// -h it prints only the usage and returns flag.ErrHelp unchanged.
 func usageFailure(stderr io.Writer, err error) error {
-	fmt.Fprint(stderr, importUsage[1:])
 	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stderr, importUsage[1:])
 		return err
 	}
+	fmt.Fprintf(stderr, "segd import: %v\n\n%s", err, importUsage[1:])
 	return fmt.Errorf("%w: %w", errImportUsage, err)
 }
 
@@ -233,7 +234,7 @@ func displayName(name string) string {
 // progress of the upload is drawn until the answer arrives.
 func (c *importCommand) importFile(ctx context.Context, o importOptions,
 	name string) (importResult, error) {
-	in, err := c.open(name, formatFor(name, o.format))
+	in, err := c.open(ctx, name, formatFor(name, o.format))
 	if err != nil {
 		return importResult{}, err
 	}
@@ -246,8 +247,8 @@ func (c *importCommand) importFile(ctx context.Context, o importOptions,
 	bar := startProgress(c.stderr, c.tty, c.width, in)
 	defer bar.stop()
 
-	// The transport closes in, possibly after Do returns. A read from standard input
-	// that blocks is not interrupted by ctx; the process is about to exit then anyway.
+	// The transport closes in, possibly after Do returns. On an error Do first waits for
+	// the read of the body in progress, which is why in returns early once ctx is done.
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return importResult{}, err
@@ -273,9 +274,11 @@ func newImportRequest(ctx context.Context, o importOptions, in *input) (*http.Re
 }
 
 // input is one FILE opened for upload. It is the request body: Read yields the lines to
-// send (decompressed for .gz) and Close closes the file, never standard input.
+// send (decompressed for .gz) until ctx is done, and Close closes the file, never standard
+// input.
 type input struct {
-	name   string // as shown in progress and summary
+	ctx    context.Context // held, as a reader has no other way to see it
+	name   string          // as shown in progress and summary
 	format string
 	size   int64           // bytes in the file, compressed for .gz; 0 when unknown
 	src    *countingReader // counts the bytes read from the file
@@ -283,10 +286,12 @@ type input struct {
 	file   io.Closer       // nil for standard input
 }
 
-func (c *importCommand) open(name, format string) (*input, error) {
-	in := &input{name: displayName(name), format: format}
-	r := c.stdin
-	if name != "-" {
+func (c *importCommand) open(ctx context.Context, name, format string) (*input, error) {
+	in := &input{ctx: ctx, name: displayName(name), format: format}
+	var r io.Reader
+	if name == "-" {
+		r = &stdinReader{ctx: ctx, r: c.stdin, done: make(chan readResult, 1)}
+	} else {
 		f, err := os.Open(name)
 		if err != nil {
 			return nil, err // already names the operation and the path
@@ -308,7 +313,12 @@ func (c *importCommand) open(name, format string) (*input, error) {
 	return in, nil
 }
 
-func (in *input) Read(p []byte) (int, error) { return in.body.Read(p) }
+func (in *input) Read(p []byte) (int, error) {
+	if err := in.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return in.body.Read(p)
+}
 
 func (in *input) Close() error {
 	if in.file == nil {
@@ -324,6 +334,43 @@ func regularSize(f *os.File) int64 {
 		return 0
 	}
 	return st.Size()
+}
+
+// stdinReader reads r in a goroutine per call, so that a Read blocked on a pipe or a
+// terminal returns once ctx is done. The abandoned goroutine ends when its read of r
+// returns; that is acceptable for standard input only, owned by a process about to exit.
+// Read must be called from one goroutine at a time.
+type stdinReader struct {
+	ctx  context.Context
+	r    io.Reader
+	buf  []byte          // read into by the goroutine, copied out by Read
+	done chan readResult // capacity 1, so an abandoned read never blocks its goroutine
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+func (s *stdinReader) Read(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return 0, err // also keeps buf away from a read abandoned before
+	}
+	if len(s.buf) < len(p) {
+		s.buf = make([]byte, len(p))
+	}
+	buf := s.buf[:len(p)]
+	go func() {
+		n, err := s.r.Read(buf)
+		s.done <- readResult{n, err}
+	}()
+
+	select {
+	case res := <-s.done:
+		return copy(p, buf[:res.n]), res.err
+	case <-s.ctx.Done():
+		return 0, s.ctx.Err()
+	}
 }
 
 // countingReader counts the bytes and lines read through r. Read must be called from one
@@ -440,8 +487,7 @@ func (t *importTotals) print(w io.Writer) {
 			t.files, failed, t.accepted, t.rejected)
 	}
 	if t.rejected > 0 {
-		fmt.Fprintf(w, "note: %d line(s) rejected and not imported; the rest were imported\n",
-			t.rejected)
+		fmt.Fprintf(w, "note: %d line(s) rejected and not imported\n", t.rejected)
 	}
 }
 

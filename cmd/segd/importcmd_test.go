@@ -67,7 +67,7 @@ func (f *fakeAdmin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(judge(body))
+	json.NewEncoder(w).Encode(judgeLines(body))
 }
 
 // requests returns the requests seen so far.
@@ -87,9 +87,9 @@ func (f *fakeAdmin) onlyRequest(t *testing.T) seenRequest {
 	return seen[0]
 }
 
-// judge accepts every line of body except those containing "bad", listing the first 100
+// judgeLines accepts every line of body except those containing "bad", listing the first 100
 // rejected ones the way segd does.
-func judge(body []byte) importResult {
+func judgeLines(body []byte) importResult {
 	var res importResult
 	lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
 	for i, line := range lines {
@@ -105,7 +105,7 @@ func judge(body []byte) importResult {
 	return res
 }
 
-func writeFile(t *testing.T, name string, data []byte) string {
+func writeImportFile(t *testing.T, name string, data []byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -127,8 +127,8 @@ func gzipped(t *testing.T, data []byte) []byte {
 	return buf.Bytes()
 }
 
-// runWithStdin runs the command the way runImport does, with stdin in place of os.Stdin.
-func runWithStdin(ctx context.Context, stdin io.Reader, args ...string) (string, string, error) {
+// runImportStdin runs the command the way runImport does, with stdin in place of os.Stdin.
+func runImportStdin(ctx context.Context, stdin io.Reader, args ...string) (string, string, error) {
 	var stdout, stderr bytes.Buffer
 	c := &importCommand{
 		stdin: stdin, stdout: &stdout, stderr: &stderr,
@@ -138,7 +138,7 @@ func runWithStdin(ctx context.Context, stdin io.Reader, args ...string) (string,
 	return stdout.String(), stderr.String(), err
 }
 
-func runTest(t *testing.T, args ...string) (string, string, error) {
+func runImportTest(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	err := runImport(t.Context(), args, &stdout, &stderr)
@@ -149,9 +149,9 @@ func TestImportTSVFile(t *testing.T) {
 	admin := &fakeAdmin{}
 	base := startFakeAdmin(t, admin)
 	data := []byte("u1\tsports\nu2-bad\tnews\nu3\tcars\nu4\tsports\n")
-	path := writeFile(t, "users.tsv", data)
+	path := writeImportFile(t, "users.tsv", data)
 
-	stdout, stderr, err := runTest(t, "--admin", base, "--source", "crm", "--token", "s3cret",
+	stdout, stderr, err := runImportTest(t, "--admin", base, "--source", "crm", "--token", "s3cret",
 		path)
 	if err != nil {
 		t.Fatalf("import: %v", err)
@@ -164,13 +164,13 @@ func TestImportTSVFile(t *testing.T) {
 	if !bytes.Equal(req.body, data) {
 		t.Errorf("server received %q, want the file %q", req.body, data)
 	}
-	checkQuery(t, req, "crm", "tsv")
-	checkHeader(t, req, "Content-Type", "text/tab-separated-values")
-	checkHeader(t, req, "Authorization", "Bearer s3cret")
+	checkImportQuery(t, req, "crm", "tsv")
+	checkImportHeader(t, req, "Content-Type", "text/tab-separated-values")
+	checkImportHeader(t, req, "Authorization", "Bearer s3cret")
 
 	want := path + ": accepted 3, rejected 1\n" +
 		"  line 2: bad user id\n" +
-		"note: 1 line(s) rejected and not imported; the rest were imported\n"
+		"note: 1 line(s) rejected and not imported\n"
 	if stdout != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
 	}
@@ -180,7 +180,7 @@ func TestImportTSVFile(t *testing.T) {
 	}
 }
 
-func checkQuery(t *testing.T, req seenRequest, source, format string) {
+func checkImportQuery(t *testing.T, req seenRequest, source, format string) {
 	t.Helper()
 	if got := req.query.Get("source"); got != source {
 		t.Errorf("source=%q, want %q", got, source)
@@ -190,7 +190,7 @@ func checkQuery(t *testing.T, req seenRequest, source, format string) {
 	}
 }
 
-func checkHeader(t *testing.T, req seenRequest, name, want string) {
+func checkImportHeader(t *testing.T, req seenRequest, name, want string) {
 	t.Helper()
 	if got := req.header.Get(name); got != want {
 		t.Errorf("header %s: %q, want %q", name, got, want)
@@ -215,13 +215,13 @@ func TestImportToken(t *testing.T) {
 			t.Setenv(adminTokenEnv, tt.env)
 			admin := &fakeAdmin{}
 			base := startFakeAdmin(t, admin)
-			path := writeFile(t, "users.tsv", []byte("u1\tsports\n"))
+			path := writeImportFile(t, "users.tsv", []byte("u1\tsports\n"))
 
 			args := append([]string{"--admin", base, "--source", "crm"}, tt.args...)
-			if _, _, err := runTest(t, append(args, path)...); err != nil {
+			if _, _, err := runImportTest(t, append(args, path)...); err != nil {
 				t.Fatalf("import: %v", err)
 			}
-			checkHeader(t, admin.onlyRequest(t), "Authorization", tt.want)
+			checkImportHeader(t, admin.onlyRequest(t), "Authorization", tt.want)
 		})
 	}
 }
@@ -230,9 +230,9 @@ func TestImportGzipNDJSON(t *testing.T) {
 	admin := &fakeAdmin{}
 	base := startFakeAdmin(t, admin)
 	data := []byte(`{"id":"u1","segments":["a"]}` + "\n" + `{"id":"u2","segments":["b"]}`)
-	path := writeFile(t, "users.ndjson.gz", gzipped(t, data))
+	path := writeImportFile(t, "users.ndjson.gz", gzipped(t, data))
 
-	stdout, stderr, err := runTest(t, "--admin", base, "--source", "crm", path)
+	stdout, stderr, err := runImportTest(t, "--admin", base, "--source", "crm", path)
 	if err != nil {
 		t.Fatalf("import: %v", err)
 	}
@@ -241,8 +241,8 @@ func TestImportGzipNDJSON(t *testing.T) {
 	if !bytes.Equal(req.body, data) {
 		t.Errorf("server received %q, want the decompressed file %q", req.body, data)
 	}
-	checkQuery(t, req, "crm", "ndjson")
-	checkHeader(t, req, "Content-Type", "application/x-ndjson")
+	checkImportQuery(t, req, "crm", "ndjson")
+	checkImportHeader(t, req, "Content-Type", "application/x-ndjson")
 	if want := path + ": accepted 2, rejected 0\n"; stdout != want {
 		t.Errorf("stdout %q, want %q", stdout, want)
 	}
@@ -258,7 +258,7 @@ func TestImportStdin(t *testing.T) {
 	base := startFakeAdmin(t, admin)
 	data := "u1\tsports\nu2\tnews\n"
 
-	stdout, stderr, err := runWithStdin(t.Context(), strings.NewReader(data),
+	stdout, stderr, err := runImportStdin(t.Context(), strings.NewReader(data),
 		"--admin", base+"/segd/", "--source", "crm", "--format", "ndjson", "-")
 	if err != nil {
 		t.Fatalf("import: %v", err)
@@ -271,8 +271,8 @@ func TestImportStdin(t *testing.T) {
 	if req.path != "/segd/v1/import" {
 		t.Errorf("path %q, want the admin URL's path joined with /v1/import", req.path)
 	}
-	checkQuery(t, req, "crm", "ndjson")
-	checkHeader(t, req, "Authorization", "")
+	checkImportQuery(t, req, "crm", "ndjson")
+	checkImportHeader(t, req, "Authorization", "")
 	if want := "stdin: accepted 2, rejected 0\n"; stdout != want {
 		t.Errorf("stdout %q, want %q", stdout, want)
 	}
@@ -284,7 +284,7 @@ func TestImportStdin(t *testing.T) {
 func TestImportSeveralFiles(t *testing.T) {
 	admin := &fakeAdmin{}
 	base := startFakeAdmin(t, admin)
-	good := writeFile(t, "good.tsv", []byte("u1\ta\nu2\tb\n"))
+	good := writeImportFile(t, "good.tsv", []byte("u1\ta\nu2\tb\n"))
 	var mixed strings.Builder
 	for i := range 15 {
 		if i%5 == 0 {
@@ -292,10 +292,10 @@ func TestImportSeveralFiles(t *testing.T) {
 		}
 		fmt.Fprintf(&mixed, "bad%d\tx\n", i)
 	}
-	mixedPath := writeFile(t, "mixed.tsv", []byte(mixed.String()))
+	mixedPath := writeImportFile(t, "mixed.tsv", []byte(mixed.String()))
 	missing := filepath.Join(t.TempDir(), "missing.tsv")
 
-	stdout, _, err := runTest(t, "--admin", base, "--source", "crm",
+	stdout, _, err := runImportTest(t, "--admin", base, "--source", "crm",
 		good, missing, mixedPath)
 	if err == nil || !strings.Contains(err.Error(), "missing.tsv") {
 		t.Errorf("error %v, want one naming the missing file", err)
@@ -316,7 +316,7 @@ func TestImportSeveralFiles(t *testing.T) {
 		"  line 12: bad user id\n" +
 		"  ... and 5 more\n" +
 		"total: 3 files (1 failed), accepted 5, rejected 15\n" +
-		"note: 15 line(s) rejected and not imported; the rest were imported\n"
+		"note: 15 line(s) rejected and not imported\n"
 	if stdout != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
 	}
@@ -339,9 +339,9 @@ func TestImportServerError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base := startFakeAdmin(t, &fakeAdmin{status: tt.status, answer: tt.answer})
-			path := writeFile(t, "users.tsv", []byte("u1\tsports\n"))
+			path := writeImportFile(t, "users.tsv", []byte("u1\tsports\n"))
 
-			stdout, _, err := runTest(t, "--admin", base, "--source", "x", path)
+			stdout, _, err := runImportTest(t, "--admin", base, "--source", "x", path)
 			var se *statusError
 			if !errors.As(err, &se) {
 				t.Fatalf("error %v, want a *statusError", err)
@@ -359,9 +359,9 @@ func TestImportServerError(t *testing.T) {
 func TestImportUnreachable(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	srv.Close()
-	path := writeFile(t, "users.tsv", []byte("u1\tsports\n"))
+	path := writeImportFile(t, "users.tsv", []byte("u1\tsports\n"))
 
-	_, _, err := runTest(t, "--admin", srv.URL, "--source", "crm", path)
+	_, _, err := runImportTest(t, "--admin", srv.URL, "--source", "crm", path)
 	if err == nil {
 		t.Fatal("import to a closed server succeeded")
 	}
@@ -393,7 +393,7 @@ func TestImportCancel(t *testing.T) {
 		cancel()
 	}()
 
-	_, _, err := runWithStdin(ctx, stdin, "--admin", srv.URL, "--source", "crm", "-")
+	_, _, err := runImportStdin(ctx, stdin, "--admin", srv.URL, "--source", "crm", "-")
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
 	}
@@ -419,12 +419,13 @@ func TestImportUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stdout, stderr, err := runTest(t, tt.args...)
+			stdout, stderr, err := runImportTest(t, tt.args...)
 			if !errors.Is(err, errImportUsage) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want a usage error containing %q", err, tt.want)
 			}
-			if !strings.HasPrefix(stderr, "Usage: segd import ") {
-				t.Errorf("stderr %q, want the usage text", stderr)
+			if !strings.HasPrefix(stderr, "segd import: "+tt.want) ||
+				!strings.Contains(stderr, "\nUsage: segd import ") {
+				t.Errorf("stderr %q, want the problem, then the usage text", stderr)
 			}
 			if stdout != "" {
 				t.Errorf("stdout %q, want nothing", stdout)
@@ -435,7 +436,7 @@ func TestImportUsage(t *testing.T) {
 
 func TestImportHelp(t *testing.T) {
 	t.Setenv(adminTokenEnv, "do-not-print")
-	_, stderr, err := runTest(t, "-h")
+	_, stderr, err := runImportTest(t, "-h")
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("error %v, want flag.ErrHelp", err)
 	}

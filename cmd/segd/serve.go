@@ -29,43 +29,67 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer log.Sync()
-	if cfg.IDSecret == "" {
-		cfg.IDSecret = demoSecret
-		log.Warn("using the public demo ID secret: IDs are not protected; set SEGD_ID_SECRET")
-	}
-
-	ix := segments.New(segments.NewHasher([]byte(cfg.IDSecret)),
-		segments.Provider{ID: cfg.ProviderID, Name: cfg.ProviderName})
-	db, err := store.Open(store.Config{Dir: cfg.DataDir, MemTableSize: cfg.MemTableSize,
-		BlockCacheSize: cfg.BlockCacheSize}, ix, log)
+	a, err := startApp(ctx, cfg, log, stdout)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		start := time.Now()
-		if err := db.Close(); err != nil {
-			log.Error("close store failed", zap.Error(err))
-			return
-		}
-		log.Info("store closed", zap.Duration("took", time.Since(start)))
-	}()
-
-	srv, err := startListeners(cfg, ix, db, log)
-	if err != nil {
-		return err
-	}
-	defer srv.shutdown(cfg.ShutdownTimeout, log)
-
-	if err := loadIndex(ctx, cfg, db, ix, log, stdout); err != nil {
-		return err
-	}
+	defer a.close()
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 		return nil
-	case err := <-srv.failed:
+	case err := <-a.lis.failed:
 		return err
 	}
+}
+
+// app is a running segd: the index, its store and the listeners.
+type app struct {
+	cfg *config
+	log *zap.Logger
+	ix  *segments.Index
+	db  *store.DB
+	lis *listeners
+}
+
+// startApp opens the store, starts the listeners (which pass requests through unchanged
+// until the index is loaded), loads the index and, with --demo, the demo data.
+func startApp(ctx context.Context, cfg *config, log *zap.Logger, stdout io.Writer) (*app, error) {
+	if cfg.IDSecret == "" {
+		cfg.IDSecret = demoSecret
+		log.Warn("using the public demo ID secret: IDs are not protected; set SEGD_ID_SECRET")
+	}
+	a := &app{cfg: cfg, log: log}
+	a.ix = segments.New(segments.NewHasher([]byte(cfg.IDSecret)),
+		segments.Provider{ID: cfg.ProviderID, Name: cfg.ProviderName})
+	db, err := store.Open(store.Config{Dir: cfg.DataDir, MemTableSize: cfg.MemTableSize,
+		BlockCacheSize: cfg.BlockCacheSize}, a.ix, log)
+	if err != nil {
+		return nil, err
+	}
+	a.db = db
+	if a.lis, err = startListeners(cfg, a.ix, db, log); err != nil {
+		a.close()
+		return nil, err
+	}
+	if err := loadIndex(ctx, cfg, db, a.ix, log, stdout); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// close stops the listeners, letting in-flight requests finish, then closes the store.
+func (a *app) close() {
+	if a.lis != nil {
+		a.lis.shutdown(a.cfg.ShutdownTimeout, a.log)
+	}
+	start := time.Now()
+	if err := a.db.Close(); err != nil {
+		a.log.Error("close store failed", zap.Error(err))
+		return
+	}
+	a.log.Info("store closed", zap.Duration("took", time.Since(start)))
 }
 
 func loadIndex(ctx context.Context, cfg *config, db *store.DB, ix *segments.Index,
@@ -89,9 +113,11 @@ func loadIndex(ctx context.Context, cfg *config, db *store.DB, ix *segments.Inde
 }
 
 type listeners struct {
-	bid    *bidder.Server
-	admin  *http.Server
-	failed chan error
+	bid       *bidder.Server
+	admin     *http.Server
+	bidAddr   string // as bound, with the port chosen
+	adminAddr string
+	failed    chan error
 }
 
 func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logger) (
@@ -110,7 +136,7 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 	if err != nil {
 		return nil, fmt.Errorf("bid listener: %w", err)
 	}
-	l := &listeners{bid: bid, failed: make(chan error, 2)}
+	l := &listeners{bid: bid, bidAddr: bidLn.Addr().String(), failed: make(chan error, 2)}
 	go func() {
 		if err := bid.Serve(bidLn); err != nil {
 			l.failed <- fmt.Errorf("bid listener: %w", err)
@@ -127,6 +153,7 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 		bid.Shutdown()
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
+	l.adminAddr = adminLn.Addr().String()
 	l.admin = &http.Server{
 		Handler:           bidder.NewAdmin(bidder.AdminConfig{Token: cfg.AdminToken}, ix, db, m, log),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,5 @@
+//go:build race
+
+package bidder_test
+
+func init() { raceEnabled = true }
