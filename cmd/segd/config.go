@@ -42,7 +42,6 @@ type config struct {
 	ShutdownTimeout time.Duration
 }
 
-
 func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML file of settings (keys as below, with _ for -)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "Badger data folder, created if missing")

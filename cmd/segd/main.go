@@ -24,6 +24,7 @@ Commands:
   serve      run the bid and admin listeners (segd serve -h lists every setting)
   import     stream onboarding files to a running server
   segments   list, define and count segments on a running server
+  bench      load-testing helpers (echo baseline)
   version    print the version
 `
 
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runImport(ctx, args[1:], stdout, stderr)
 	case "segments":
 		return runSegments(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "segd", version)
 		return nil
