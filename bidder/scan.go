@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"encoding/binary"
 	"errors"
 	"unicode/utf8"
 )
@@ -123,12 +124,11 @@ func (s *scan) isEmptyObject(start int) bool {
 
 func (s *scan) skipWS() {
 	for s.pos < len(s.body) {
-		switch s.body[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
+		c := s.body[s.pos]
+		if c > ' ' || c != ' ' && c != '\t' && c != '\n' && c != '\r' {
 			return
 		}
+		s.pos++
 	}
 }
 
@@ -229,75 +229,6 @@ func (s *scan) array(depth int, elem func(depth int) error) error {
 	}
 }
 
-// value validates and skips any JSON value at s.pos.
-func (s *scan) value(depth int) error {
-	if s.pos >= len(s.body) {
-		return errSyntax
-	}
-	switch c := s.body[s.pos]; {
-	case c == '{':
-		return s.object(depth, nil)
-	case c == '[':
-		return s.array(depth, nil)
-	case c == '"':
-		_, _, err := s.str()
-		return err
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	case c == '-' || '0' <= c && c <= '9':
-		return s.number()
-	}
-	return errSyntax
-}
-
-func (s *scan) literal(lit string) error {
-	if len(s.body)-s.pos < len(lit) || string(s.body[s.pos:s.pos+len(lit)]) != lit {
-		return errSyntax
-	}
-	s.pos += len(lit)
-	return nil
-}
-
-// number validates a JSON number at s.pos.
-func (s *scan) number() error {
-	b, i := s.body, s.pos
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		i = digits(b, i)
-	default:
-		return errSyntax
-	}
-	if i < len(b) && b[i] == '.' {
-		j := digits(b, i+1)
-		if j == i+1 {
-			return errSyntax
-		}
-		i = j
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := digits(b, i)
-		if j == i {
-			return errSyntax
-		}
-		i = j
-	}
-	s.pos = i
-	return nil
-}
-
 func digits(b []byte, i int) int {
 	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
 		i++
@@ -305,38 +236,64 @@ func digits(b []byte, i int) int {
 	return i
 }
 
-// str validates a string at s.pos and returns the span of its contents, without quotes,
-// and whether it holds escapes.
+// str validates a string at s.pos, moves past it, and returns the span of its contents,
+// without quotes, and whether it holds escapes.
 func (s *scan) str() (span, bool, error) {
-	b := s.body
+	end, esc, err := endOfString(s.body, s.pos)
+	if err != nil {
+		return noSpan, false, err
+	}
 	start := s.pos + 1
+	s.pos = end
+	return span{start, end - 1}, esc, nil
+}
+
+// endOfString validates the string whose opening quote is b[i] and returns the index after
+// its closing quote and whether it holds escapes. Eight bytes at a time are passed over
+// while none of them needs a look.
+func endOfString(b []byte, i int) (int, bool, error) {
 	esc := false
-	for i := start; i < len(b); {
-		c := b[i]
-		switch {
+	for i++; i < len(b); {
+		for i+8 <= len(b) && !special(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
+		switch c := b[i]; {
 		case c == '"':
-			s.pos = i + 1
-			return span{start, i}, esc, nil
+			return i + 1, esc, nil
 		case c == '\\':
 			n, ok := escapeLen(b, i)
 			if !ok {
-				return noSpan, false, errSyntax
+				return 0, false, errSyntax
 			}
 			esc = true
 			i += n
 		case c < 0x20:
-			return noSpan, false, errSyntax
+			return 0, false, errSyntax
 		case c < utf8.RuneSelf:
 			i++
 		default:
 			r, n := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && n == 1 {
-				return noSpan, false, errUTF8
+				return 0, false, errUTF8
 			}
 			i += n
 		}
 	}
-	return noSpan, false, errSyntax
+	return 0, false, errSyntax
+}
+
+// special reports whether any of the 8 bytes in w needs a closer look inside a string: a
+// quote, a backslash, a control character or a non-ASCII byte. It may report true for a
+// word without one only when the word also holds one, so it never misses.
+func special(w uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	quote := w ^ (lsb * '"')
+	slash := w ^ (lsb * '\\')
+	ctl := (w - lsb*0x20) &^ w
+	return ((quote-lsb)&^quote|(slash-lsb)&^slash|ctl|w)&msb != 0
 }
 
 // escapeLen returns the length of the escape sequence at b[i] ('\\').
