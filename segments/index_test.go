@@ -279,8 +279,9 @@ func TestIndexMerge(t *testing.T) {
 			t.Errorf("ID %d: served %v, want %v", i, got, want)
 		}
 	}
-	if got, want := traitNames(first), []string{"crm:gold", "crm:vip", "web:geo=london"}; !slices.Equal(got, want) {
-		t.Errorf("merged traits %v, want %v", got, want)
+	wantTraits := []string{"crm:gold", "crm:vip", "web:geo=london"}
+	if got := traitNames(first); !slices.Equal(got, wantTraits) {
+		t.Errorf("merged traits %v, want %v", got, wantTraits)
 	}
 	for _, tr := range first.Traits {
 		if tr.Name == "crm:gold" && !tr.Until.Equal(t0.Add(2*time.Hour)) {
@@ -357,6 +358,30 @@ func TestIndexExpiry(t *testing.T) {
 	}
 	if n := expire(t0.Add(3 * time.Minute)); n != 0 {
 		t.Errorf("a second Expire touched %d profiles", n)
+	}
+}
+
+// TestIndexExpireCountsProfiles checks that a profile whose memberships lapse in several
+// buckets counts once.
+func TestIndexExpireCountsProfiles(t *testing.T) {
+	ix := newIndex()
+	update(t, ix, t0, func(tx *segments.Txn) error {
+		p := tx.Resolve([]uint64{uid("a")})
+		tx.Add(p, "crm:a", unix(t0.Add(100*time.Second)))
+		tx.Add(p, "crm:b", unix(t0.Add(200*time.Second)))
+		tx.Add(p, "crm:c", unix(t0.Add(time.Hour)))
+		tx.Add(tx.Resolve([]uint64{uid("b")}), "crm:a", unix(t0.Add(300*time.Second)))
+		return nil
+	})
+	tx := ix.Begin(t0.Add(10 * time.Minute))
+	n := tx.Expire()
+	tx.Commit()
+	if n != 2 {
+		t.Errorf("Expire touched %d profiles, want 2", n)
+	}
+	p, ok := ix.LookupProfile(uid("a"), t0)
+	if !ok || !slices.Equal(traitNames(p), []string{"crm:c"}) {
+		t.Errorf("a after Expire: %v %+v, want only crm:c", ok, p)
 	}
 }
 

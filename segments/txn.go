@@ -181,14 +181,16 @@ func (t *Txn) Expire() int {
 }
 
 func (t *Txn) expireProfile(p uint32) bool {
-	pr := t.ix.profiles.get(p)
-	if _, drafted := t.drafts[p]; !drafted && (pr == nil || !hasLapsed(pr.traits, t.now)) {
+	// A profile filed in several buckets is visited once per bucket; only the first visit
+	// finds lapsed memberships, so it is counted once.
+	if d, drafted := t.drafts[p]; drafted {
+		if d.deleted || !hasLapsed(d.traits, t.now) {
+			return false
+		}
+	} else if pr := t.ix.profiles.get(p); pr == nil || !hasLapsed(pr.traits, t.now) {
 		return false
 	}
 	d := t.draftOf(p)
-	if d.deleted {
-		return false
-	}
 	d.traits = slices.DeleteFunc(d.traits, func(m Membership) bool { return m.Until <= t.now })
 	if len(d.traits) == 0 {
 		for _, h := range d.ids {

@@ -63,7 +63,9 @@ func snapshot(t *testing.T, e *env, ids []string) string {
 		Segments []segments.SegmentInfo
 		IDs      []idView
 	}{Stats: e.ix.Stats(), Sources: e.ix.Sources(), Segments: e.ix.Segments()}
-	view.Stats.IDs = 0 // tombstones are not persisted
+	// Tombstones are not persisted, and trait ordinals that rules or refused changes
+	// allocated without any holder are not either.
+	view.Stats.IDs, view.Stats.Traits = 0, 0
 	for _, id := range ids {
 		p, ok := e.ix.LookupProfile(e.hash(id), e.clk.Now())
 		slices.Sort(p.Segments)
