@@ -3,6 +3,7 @@ package bidder
 import (
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -254,7 +255,11 @@ func (s *scan) str() (span, bool, error) {
 func endOfString(b []byte, i int) (int, bool, error) {
 	esc := false
 	for i++; i < len(b); {
-		for i+8 <= len(b) && !special(binary.LittleEndian.Uint64(b[i:])) {
+		for i+8 <= len(b) {
+			if m := specialMask(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		if i >= len(b) {
@@ -285,15 +290,16 @@ func endOfString(b []byte, i int) (int, bool, error) {
 	return 0, false, errSyntax
 }
 
-// special reports whether any of the 8 bytes in w needs a closer look inside a string: a
-// quote, a backslash, a control character or a non-ASCII byte. It may report true for a
-// word without one only when the word also holds one, so it never misses.
-func special(w uint64) bool {
+// specialMask flags the bytes of w (little-endian) that need a closer look inside a
+// string: a quote, a backslash, a control character or a non-ASCII byte. Bytes above a
+// flagged one may be flagged falsely, but the lowest flag is always exact, so the first
+// special byte is at TrailingZeros64(mask)/8.
+func specialMask(w uint64) uint64 {
 	const lsb, msb = 0x0101010101010101, 0x8080808080808080
 	quote := w ^ (lsb * '"')
 	slash := w ^ (lsb * '\\')
 	ctl := (w - lsb*0x20) &^ w
-	return ((quote-lsb)&^quote|(slash-lsb)&^slash|ctl|w)&msb != 0
+	return ((quote-lsb)&^quote | (slash-lsb)&^slash | ctl | w) & msb
 }
 
 // escapeLen returns the length of the escape sequence at b[i] ('\\').
