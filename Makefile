@@ -26,8 +26,12 @@ bench:
 
 ## fuzz: run each fuzz target for FUZZTIME
 fuzz:
-	$(GO) test ./segments -run '^$$' -fuzz '^FuzzParseRule$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./bidder -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME)
+	@for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$target"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  done; \
+	done
 
 ## lint: formatting and vet
 lint:

@@ -125,8 +125,20 @@ func NewServer(cfg Config, ix *segments.Index, m *Metrics, log *zap.Logger) (*Se
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
+		Logger:                connLogger{log},
 	}
 	return s, nil
+}
+
+// connLogger takes fasthttp's connection-level messages (a client that sent garbage or
+// went away) at debug level: they are the client's failures, counted in metrics, and
+// logging each at a higher level would let any client flood the log.
+type connLogger struct{ log *zap.Logger }
+
+func (l connLogger) Printf(format string, args ...any) {
+	if ce := l.log.Check(zap.DebugLevel, "bid connection error"); ce != nil {
+		ce.Write(zap.String("detail", fmt.Sprintf(format, args...)))
+	}
 }
 
 // Serve accepts connections on ln until Shutdown.

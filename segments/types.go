@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -158,7 +159,9 @@ func (s Source) MarshalJSON() ([]byte, error) {
 // s.TTL zero, which Validate rejects.
 func (s *Source) UnmarshalJSON(b []byte) error {
 	var j sourceJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
 		return err
 	}
 	*s = Source{ID: j.ID, Name: j.Name, Party: j.Party}

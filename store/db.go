@@ -62,7 +62,8 @@ type DB struct {
 
 // ErrSecretChanged means the store was written with another ID secret: every stored ID
 // would silently stop matching.
-var ErrSecretChanged = errors.New("the ID secret differs from the one this data folder was written with")
+var ErrSecretChanged = errors.New(
+	"the ID secret differs from the one this data folder was written with")
 
 // Open opens or creates the Badger folder for ix. It checks that the folder was written
 // with ix's ID secret. Call Load next.
@@ -146,7 +147,8 @@ func (db *DB) write(c *segments.Changes) error {
 	var buf []byte
 	for _, rec := range c.Profiles {
 		buf = appendProfile(buf[:0], rec)
-		if err := wb.Set(ordinalKey(prefixProfile, rec.Profile), append([]byte(nil), buf...)); err != nil {
+		val := append([]byte(nil), buf...)
+		if err := wb.Set(ordinalKey(prefixProfile, rec.Profile), val); err != nil {
 			return fmt.Errorf("write profile: %w", err)
 		}
 	}

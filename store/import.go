@@ -24,7 +24,8 @@ type parsedLine struct {
 // batches. Lines that fail to parse are reported and never stop the others. Every line
 // counted as accepted is durable when Import returns, even with an error: the error says
 // why the rest was not read or not written.
-func (db *DB) Import(ctx context.Context, source string, f segments.Format, r io.Reader) (segments.ImportResult, error) {
+func (db *DB) Import(ctx context.Context, source string, f segments.Format, r io.Reader) (
+	segments.ImportResult, error) {
 	res := segments.ImportResult{Errors: []segments.LineError{}}
 	parse, err := lineParser(f)
 	if err != nil {

@@ -59,7 +59,8 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.AdminToken, "admin-token", "",
 		"bearer token for the admin API; empty: none (loopback only)")
 	fs.IntVar(&c.MaxBodySize, "max-body-size", 256<<10, "largest bid request in bytes (413 above)")
-	fs.IntVar(&c.MaxHeaderSize, "max-header-size", 8<<10, "largest request header in bytes (431 above)")
+	fs.IntVar(&c.MaxHeaderSize, "max-header-size", 8<<10,
+		"largest request header in bytes (431 above)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 5*time.Second, "bid connection read timeout")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "bid connection write timeout")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "bid keep-alive idle timeout")

@@ -237,9 +237,12 @@ func TestEndToEnd(t *testing.T) {
 	}
 	segs := c.must("POST", c.bid+"/openrtb2/segments",
 		readFile(t, "../../testdata/requests/app-ifa.json"), 200)
-	if want := `[{"id":"segd","name":"segd","segment":[{"id":"243"}],"ext":{"segtax":4}}]`; string(segs) != want {
+	want := `[{"id":"segd","name":"segd","segment":[{"id":"243"}],"ext":{"segtax":4}}]`
+	if string(segs) != want {
 		t.Errorf("segments endpoint: %s, want %s", segs, want)
 	}
+	checkAdminErrors(t, c)
+	checkMetrics(t, c)
 	sizes := segmentSizes(t, c)
 	a.close()
 
@@ -285,4 +288,55 @@ func equalMaps(a, b map[string]uint64) bool {
 		}
 	}
 	return true
+}
+
+// checkAdminErrors asserts that bad definitions get clear 4xx answers.
+func checkAdminErrors(t *testing.T, c testClient) {
+	t.Helper()
+	status, out := c.do("PUT", c.admin+"/v1/segments/bad",
+		[]byte(`{"name":"Bad","rule":"crm:gold and (partner:travel"}`))
+	var e struct {
+		Error  string `json:"error"`
+		Column int    `json:"column"`
+	}
+	if err := json.Unmarshal(out, &e); err != nil || status != 400 || e.Column != 29 {
+		t.Errorf("bad rule: status %d, column %d, want 400 at 29: %s", status, e.Column, out)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{"PUT", "/v1/segments/cyc", `{"name":"C","rule":"segment:cyc"}`, 400},
+		{"PUT", "/v1/segments/x", `{"name":"X","rule":"segment:nope"}`, 400},
+		{"PUT", "/v1/sources/x", `{"name":"X","party":"fourth","ttl":"1h"}`, 400},
+		{"PUT", "/v1/sources/x", `{"name":"X","party":"first","ttl":"1h","extra":1}`, 400},
+		{"DELETE", "/v1/segments/loyal", "", 409},
+		{"GET", "/v1/segments/nope", "", 404},
+		{"POST", "/v1/import?source=nope&format=tsv", "uid:a\tb\n", 404},
+		{"POST", "/v1/import?source=crm&format=csv", "", 400},
+	} {
+		if status, out := c.do(tc.method, c.admin+tc.path, []byte(tc.body)); status != tc.want {
+			t.Errorf("%s %s: status %d, want %d: %s", tc.method, tc.path, status, tc.want, out)
+		}
+	}
+}
+
+// checkMetrics asserts that the requests of the test were counted.
+func checkMetrics(t *testing.T, c testClient) {
+	t.Helper()
+	out := string(c.must("GET", c.admin+"/metrics", nil, 200))
+	for _, want := range []string{
+		`segd_requests_total{endpoint="enrich",outcome="enriched"} 7`,
+		`segd_requests_total{endpoint="enrich",outcome="privacy"} 1`,
+		`segd_requests_total{endpoint="enrich",outcome="no_match"} 1`,
+		`segd_index_segments 4`,
+		`segd_ready 1`,
+		`segd_import_lines_total{result="accepted"} 6`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	c.must("GET", c.admin+"/readyz", nil, 200)
+	c.must("GET", c.bid+"/healthz", nil, 200)
 }
