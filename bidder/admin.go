@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,6 +26,7 @@ type Store interface {
 	DeleteSegment(id string) error
 	Import(ctx context.Context, source string, f segments.Format, r io.Reader) (
 		segments.ImportResult, error)
+	Events(ctx context.Context, r io.Reader) (segments.ImportResult, error)
 }
 
 // AdminConfig configures the admin API.
@@ -66,7 +69,9 @@ func (a *Admin) routes() {
 	m.HandleFunc("PUT /v1/segments/{id}", a.auth(a.putSegment))
 	m.HandleFunc("DELETE /v1/segments/{id}", a.auth(a.deleteSegment))
 	m.HandleFunc("POST /v1/import", a.auth(a.importLines))
+	m.HandleFunc("POST /v1/events", a.auth(a.events))
 	m.HandleFunc("POST /v1/count", a.auth(a.count))
+	m.HandleFunc("GET /v1/overlap", a.auth(a.overlap))
 	m.HandleFunc("GET /v1/profiles", a.auth(a.profile))
 	m.HandleFunc("GET /debug/pprof/", a.auth(pprof.Index))
 	m.HandleFunc("GET /debug/pprof/cmdline", a.auth(pprof.Cmdline))
@@ -293,6 +298,35 @@ func (a *Admin) importLines(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *Admin) events(w http.ResponseWriter, r *http.Request) {
+	res, err := a.store.Events(r.Context(), r.Body)
+	a.metrics.Imported(res, err != nil)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// overlap answers the pairwise intersections of ?segments=a,b,c.
+func (a *Admin) overlap(w http.ResponseWriter, r *http.Request) {
+	ids := strings.Split(r.URL.Query().Get("segments"), ",")
+	if len(ids) < 2 || len(ids) > 50 || slices.Contains(ids, "") {
+		a.writeErr(w, badRequest{errors.New("want ?segments= with 2 to 50 segment ids")})
+		return
+	}
+	pairs, err := a.ix.Overlaps(ids)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	out := make([]map[string]any, len(pairs))
+	for i, p := range pairs {
+		out[i] = map[string]any{"a": p.A, "b": p.B, "both": p.Both, "jaccard": p.Jaccard}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pairs": out})
 }
 
 func (a *Admin) count(w http.ResponseWriter, r *http.Request) {

@@ -6,22 +6,22 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 )
 
-// applyDraft publishes the new state of profile p: trait bitmaps, the segments whose rules
-// depend on a changed trait, and the forward list. Only those segments are evaluated, so
-// the cost follows the change, not the number of segments. Writer lock held.
+// applyDraft publishes the new state of profile p: trait and day bitmaps, the segments
+// whose rules read a changed trait, and the forward list. Only those segments are
+// evaluated, so the cost follows the change, not the number of segments. Writer lock held.
 func (ix *Index) applyDraft(p uint32, d *draft, now uint32) {
 	old := ix.profiles.get(p)
 	if d.deleted {
 		ix.dropProfile(p, old)
 		return
 	}
-	var oldTraits []Membership
+	of, cur := old.facts(), d.facts()
 	var oldSegs []fwd
 	if old != nil {
-		oldTraits, oldSegs = old.traits, old.segs
+		oldSegs = old.segs
 	}
 
-	affected := ix.changedSegments(oldTraits, d.traits, old == nil)
+	affected := ix.changedSegments(of, cur, old == nil, d.reeval)
 	segs := make([]fwd, 0, len(oldSegs)+len(affected))
 	for _, f := range oldSegs {
 		if !slices.Contains(affected, ix.slots[f.slot]) {
@@ -29,7 +29,7 @@ func (ix *Index) applyDraft(p uint32, d *draft, now uint32) {
 		}
 	}
 	for _, s := range affected {
-		in, until := s.root.membership(d.traits, s.deps, now)
+		in, until := s.root.membership(cur, s.deps, s.wins, now)
 		if in {
 			segs = append(segs, fwd{slot: s.slot, until: until})
 			s.bits.Add(p)
@@ -39,10 +39,12 @@ func (ix *Index) applyDraft(p uint32, d *draft, now uint32) {
 	}
 	slices.SortFunc(segs, func(a, b fwd) int { return int(int64(a.slot) - int64(b.slot)) })
 
-	ix.updateTraitBits(p, oldTraits, d.traits)
+	ix.updateTraitBits(p, of, cur)
+	ix.updateDayBits(p, of.events, cur.events)
 	ix.live.Add(p)
-	ix.scheduleExpiry(p, oldTraits, d.traits)
-	ix.profiles.set(p, &profile{ids: d.ids, traits: d.traits, segs: segs})
+	pr := &profile{ids: d.ids, traits: d.traits, events: d.events, segs: segs}
+	ix.scheduleNext(p, pr, now)
+	ix.profiles.set(p, pr)
 }
 
 func (ix *Index) dropProfile(p uint32, old *profile) {
@@ -54,15 +56,16 @@ func (ix *Index) dropProfile(p uint32, old *profile) {
 			s.bits.Remove(p)
 		}
 	}
-	ix.updateTraitBits(p, old.traits, nil)
+	ix.updateTraitBits(p, old.facts(), &facts{})
+	ix.updateDayBits(p, old.events, nil)
 	ix.live.Remove(p)
 	ix.profiles.set(p, nil)
 }
 
-// changedSegments returns the segments that depend on a trait that differs between the
-// old and new memberships (presence or expiry), plus, for a new profile, the segments that
-// an empty profile matches.
-func (ix *Index) changedSegments(old, cur []Membership, isNew bool) []*segState {
+// changedSegments returns the segments that read a trait whose memberships or days differ
+// between old and cur (every trait of the profile when all is set), plus, for a new
+// profile, the segments that an empty profile matches.
+func (ix *Index) changedSegments(old, cur *facts, isNew, all bool) []*segState {
 	var out []*segState
 	add := func(trait uint32) {
 		for _, s := range ix.traitSegs[trait] {
@@ -71,22 +74,8 @@ func (ix *Index) changedSegments(old, cur []Membership, isNew bool) []*segState 
 			}
 		}
 	}
-	i, j := 0, 0
-	for i < len(old) || j < len(cur) {
-		switch {
-		case j == len(cur) || i < len(old) && old[i].Trait < cur[j].Trait:
-			add(old[i].Trait)
-			i++
-		case i == len(old) || cur[j].Trait < old[i].Trait:
-			add(cur[j].Trait)
-			j++
-		default:
-			if old[i].Until != cur[j].Until {
-				add(cur[j].Trait)
-			}
-			i++
-			j++
-		}
+	for _, t := range changedTraits(old, cur, all) {
+		add(t)
 	}
 	if isNew {
 		for _, s := range ix.emptyTrue {
@@ -98,31 +87,123 @@ func (ix *Index) changedSegments(old, cur []Membership, isNew bool) []*segState 
 	return out
 }
 
-func (ix *Index) updateTraitBits(p uint32, old, cur []Membership) {
-	for _, m := range old {
-		if _, ok := findTrait(cur, m.Trait); !ok && ix.traitBits[m.Trait] != nil {
-			ix.traitBits[m.Trait].Remove(p)
+// changedTraits returns the traits whose membership (presence or expiry) or days differ
+// between old and cur, or, when all is set, every trait of either; repeats are possible.
+func changedTraits(old, cur *facts, all bool) []uint32 {
+	var out []uint32
+	for _, m := range old.traits {
+		if i, ok := findTrait(cur.traits, m.Trait); all || !ok || cur.traits[i].Until != m.Until {
+			out = append(out, m.Trait)
 		}
 	}
-	for _, m := range cur {
-		if ix.traitBits[m.Trait] == nil {
-			ix.traitBits[m.Trait] = roaring.New()
+	for _, m := range cur.traits {
+		if _, ok := findTrait(old.traits, m.Trait); all || !ok {
+			out = append(out, m.Trait)
 		}
-		ix.traitBits[m.Trait].Add(p)
+	}
+	for _, e := range old.events {
+		if _, ok := slices.BinarySearchFunc(cur.events, e, cmpEvent); all || !ok {
+			out = append(out, e.Trait)
+		}
+	}
+	for _, e := range cur.events {
+		if _, ok := slices.BinarySearchFunc(old.events, e, cmpEvent); all || !ok {
+			out = append(out, e.Trait)
+		}
+	}
+	return out
+}
+
+// traitSet returns the sorted, distinct traits of f's memberships and events.
+func (f *facts) traitSet() []uint32 {
+	out := make([]uint32, 0, len(f.traits)+len(f.events))
+	for _, m := range f.traits {
+		out = append(out, m.Trait)
+	}
+	for _, e := range f.events {
+		out = append(out, e.Trait)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// updateTraitBits keeps traitBits[t] the set of profiles with a membership or a day of t.
+func (ix *Index) updateTraitBits(p uint32, old, cur *facts) {
+	now := cur.traitSet()
+	for _, t := range old.traitSet() {
+		if !containsSorted(now, t) && ix.traitBits[t] != nil {
+			ix.traitBits[t].Remove(p)
+		}
+	}
+	for _, t := range now {
+		if ix.traitBits[t] == nil {
+			ix.traitBits[t] = roaring.New()
+		}
+		ix.traitBits[t].Add(p)
 	}
 }
 
-// scheduleExpiry files p under the buckets of its new expiry times.
-func (ix *Index) scheduleExpiry(p uint32, old, cur []Membership) {
-	for _, m := range cur {
-		if m.Until == never {
-			continue
+func (ix *Index) updateDayBits(p uint32, old, cur []Event) {
+	for _, e := range old {
+		if _, ok := slices.BinarySearchFunc(cur, e, cmpEvent); !ok {
+			k := dayKey(e.Trait, e.Day)
+			if b := ix.dayBits[k]; b != nil {
+				if b.Remove(p); b.IsEmpty() {
+					delete(ix.dayBits, k)
+				}
+			}
 		}
-		if i, ok := findTrait(old, m.Trait); ok && old[i].Until == m.Until {
-			continue
+	}
+	for _, e := range cur {
+		k := dayKey(e.Trait, e.Day)
+		b := ix.dayBits[k]
+		if b == nil {
+			b = roaring.New()
+			ix.dayBits[k] = b
 		}
-		b := m.Until/expiryBucket + 1
+		b.Add(p)
+	}
+}
+
+// scheduleNext files profile p under the bucket of the next moment at which its segments
+// may change by time alone: a membership lapsing, or a day sliding out of a window that
+// some rule reads, or out of the retention. The sweep re-evaluates it then.
+func (ix *Index) scheduleNext(p uint32, pr *profile, now uint32) {
+	next := never
+	for _, m := range pr.traits {
+		if m.Until > now {
+			next = min(next, m.Until)
+		}
+	}
+	for _, e := range pr.events {
+		for _, days := range ix.traitWins[e.Trait] {
+			if c := (uint32(e.Day) + uint32(days)) * 86400; c > now {
+				next = min(next, c)
+			}
+		}
+		if c := (uint32(e.Day) + uint32(ix.retention)) * 86400; c > now {
+			next = min(next, c)
+		}
+	}
+	pr.next = next
+	if next != never {
+		b := next/expiryBucket + 1
 		ix.expiry[b] = append(ix.expiry[b], p)
+	}
+}
+
+// indexWindows rebuilds, for every trait, the window lengths that defined rules read.
+func (ix *Index) indexWindows() {
+	clear(ix.traitWins)
+	for _, s := range ix.slots {
+		if s == nil {
+			continue
+		}
+		for _, w := range s.wins {
+			if !slices.Contains(ix.traitWins[w.trait], w.days) {
+				ix.traitWins[w.trait] = append(ix.traitWins[w.trait], w.days)
+			}
+		}
 	}
 }
 
@@ -138,8 +219,14 @@ func (ix *Index) installSegment(g Segment, now uint32) {
 	e, _ := ParseRule(g.Rule)
 	root, _ := ix.compile(e, g.ID)
 	s.def, s.root = g, root
+	deps := ix.dependents(s)
+	s.wins = root.windows()
+	for _, dep := range deps {
+		dep.wins = dep.root.windows()
+	}
+	ix.indexWindows()
 	ix.recompute(s, now)
-	for _, dep := range ix.dependents(s) {
+	for _, dep := range deps {
 		ix.recompute(dep, now)
 	}
 }
@@ -192,11 +279,11 @@ func (ix *Index) recompute(s *segState, now uint32) {
 	for _, t := range s.deps {
 		ix.traitSegs[t] = append(ix.traitSegs[t], s)
 	}
-	if s.root.eval(nil, now) {
+	if s.root.eval(&facts{}, now) {
 		ix.emptyTrue = append(ix.emptyTrue, s)
 	}
 
-	fresh, owned := ix.bitmap(s.root)
+	fresh, owned := ix.bitmap(s.root, now)
 	if !owned {
 		fresh = fresh.Clone()
 	}
@@ -209,11 +296,14 @@ func (ix *Index) recompute(s *segState, now uint32) {
 			fresh.Remove(p)
 			continue
 		}
-		in, until := s.root.membership(pr.traits, s.deps, now)
+		in, until := s.root.membership(pr.facts(), s.deps, s.wins, now)
 		if !in {
 			fresh.Remove(p)
 		}
 		ix.setForward(p, pr, s.slot, in, until)
+		if len(pr.events) > 0 {
+			ix.scheduleNext(p, ix.profiles.get(p), now) // the windows read may have changed
+		}
 	}
 	s.bits = fresh
 }
@@ -235,7 +325,8 @@ func (ix *Index) setForward(p uint32, pr *profile, slot uint32, in bool, until u
 	default:
 		segs = slices.Insert(segs, i, fwd{slot: slot, until: until})
 	}
-	ix.profiles.set(p, &profile{ids: pr.ids, traits: pr.traits, segs: segs})
+	ix.profiles.set(p, &profile{ids: pr.ids, traits: pr.traits, events: pr.events, segs: segs,
+		next: pr.next})
 }
 
 // removeSegment deletes a segment that nothing references. Writer lock held.
@@ -254,4 +345,5 @@ func (ix *Index) removeSegment(id string) {
 	ix.emptyTrue = slices.DeleteFunc(ix.emptyTrue, func(x *segState) bool { return x == s })
 	delete(ix.segs, id)
 	ix.slots[s.slot] = nil
+	ix.indexWindows()
 }

@@ -190,7 +190,7 @@ func TestCountMatchesModel(t *testing.T) {
 
 func TestCountErrors(t *testing.T) {
 	ix := newIndex()
-	for _, rule := range []string{"", "crm:x and", "segment:nope", "web:x in 3d"} {
+	for _, rule := range []string{"", "crm:x and", "segment:nope", "web:x in 400d"} {
 		if _, err := ix.Count(rule); err == nil {
 			t.Errorf("Count(%q) succeeded", rule)
 		}

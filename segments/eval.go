@@ -10,7 +10,9 @@ import (
 type nodeOp uint8
 
 const (
-	opTrait nodeOp = iota
+	opTrait  nodeOp = iota // has the trait now
+	opWindow               // has the trait on a day of the last days
+	opCount                // has the trait on at least min days of the last days
 	opSegment
 	opAnd
 	opOr
@@ -19,9 +21,13 @@ const (
 
 // node is a compiled rule. Trait atoms hold ordinals, segment references point at the live
 // segState, so a redefinition of a referenced segment takes effect without recompiling.
+// A plain trait atom holds the event retention as its days: an event trait is "had now"
+// while any of its days is retained.
 type node struct {
 	op    nodeOp
 	trait uint32
+	days  uint16
+	min   uint16
 	seg   *segState
 	l, r  *node
 }
@@ -31,10 +37,18 @@ type node struct {
 func (ix *Index) compile(e Expr, self string) (*node, error) {
 	switch e := e.(type) {
 	case *TraitExpr:
-		return &node{op: opTrait, trait: ix.traitOrdinal(e.Name)}, nil
-	case *WindowExpr, *CountExpr:
-		return nil, &RuleError{Col: e.Pos(),
-			Msg: "recency and frequency windows need event data, which segd does not collect yet"}
+		return &node{op: opTrait, trait: ix.traitOrdinal(e.Name), days: ix.retention}, nil
+	case *WindowExpr:
+		if e.Days > int(ix.retention) {
+			return nil, windowError(e.Col, e.Days, ix.retention)
+		}
+		return &node{op: opWindow, trait: ix.traitOrdinal(e.Name), days: uint16(e.Days)}, nil
+	case *CountExpr:
+		if e.Days > int(ix.retention) {
+			return nil, windowError(e.Col, e.Days, ix.retention)
+		}
+		return &node{op: opCount, trait: ix.traitOrdinal(e.Name), days: uint16(e.Days),
+			min: uint16(e.Min)}, nil
 	case *SegmentExpr:
 		return ix.compileRef(e, self)
 	case *AndExpr:
@@ -49,6 +63,11 @@ func (ix *Index) compile(e Expr, self string) (*node, error) {
 		return &node{op: opNot, l: x}, nil
 	}
 	return nil, fmt.Errorf("unknown rule node %T", e)
+}
+
+func windowError(col, days int, retention uint16) error {
+	return &RuleError{Col: col, Msg: fmt.Sprintf(
+		"window of %d days is longer than the %d days of events segd retains", days, retention)}
 }
 
 func (ix *Index) compilePair(op nodeOp, l, r Expr, self string) (*node, error) {
@@ -121,7 +140,7 @@ func (n *node) walk(fn func(*node)) {
 func (n *node) traits() []uint32 {
 	var ts []uint32
 	n.walk(func(x *node) {
-		if x.op == opTrait {
+		if x.op == opTrait || x.op == opWindow || x.op == opCount {
 			ts = append(ts, x.trait)
 		}
 	})
@@ -148,19 +167,29 @@ func (n *node) refs() []*segState {
 	return out
 }
 
-// eval reports whether a profile with traits tr matches the rule at unix second t.
-func (n *node) eval(tr []Membership, t uint32) bool {
+// facts is what rule evaluation reads of one profile.
+type facts struct {
+	traits []Membership // sorted by Trait
+	events []Event      // sorted by Trait, then Day
+}
+
+// eval reports whether a profile with facts f matches the rule at unix second t.
+func (n *node) eval(f *facts, t uint32) bool {
 	switch n.op {
 	case opTrait:
-		return hasTrait(tr, n.trait, t)
+		return hasTrait(f.traits, n.trait, t) || eventDays(f.events, n.trait, t, n.days) > 0
+	case opWindow:
+		return eventDays(f.events, n.trait, t, n.days) > 0
+	case opCount:
+		return eventDays(f.events, n.trait, t, n.days) >= int(n.min)
 	case opSegment:
-		return n.seg.root.eval(tr, t)
+		return n.seg.root.eval(f, t)
 	case opAnd:
-		return n.l.eval(tr, t) && n.r.eval(tr, t)
+		return n.l.eval(f, t) && n.r.eval(f, t)
 	case opOr:
-		return n.l.eval(tr, t) || n.r.eval(tr, t)
+		return n.l.eval(f, t) || n.r.eval(f, t)
 	case opNot:
-		return !n.l.eval(tr, t)
+		return !n.l.eval(f, t)
 	}
 	return false
 }
@@ -173,22 +202,81 @@ func hasTrait(tr []Membership, trait, t uint32) bool {
 	return ok && tr[i].Until > t
 }
 
+// Day returns the UTC day number of unix second t.
+func Day(t uint32) uint16 { return uint16(t / 86400) }
+
+// eventDays counts the days of trait in ev that fall in the window of the last days days
+// at unix second t, today included.
+func eventDays(ev []Event, trait, t uint32, days uint16) int {
+	today := int(Day(t))
+	first := today - int(days) + 1
+	i, _ := slices.BinarySearchFunc(ev, Event{Trait: trait, Day: uint16(max(first, 0))}, cmpEvent)
+	n := 0
+	for ; i < len(ev) && ev[i].Trait == trait && int(ev[i].Day) <= today; i++ {
+		n++
+	}
+	return n
+}
+
+func cmpEvent(a, b Event) int {
+	if a.Trait != b.Trait {
+		return int(int64(a.Trait) - int64(b.Trait))
+	}
+	return int(a.Day) - int(b.Day)
+}
+
+// window is a trait and the length of a window over its days, for finding the moments at
+// which a rule's result may change as days slide out.
+type window struct {
+	trait uint32
+	days  uint16
+}
+
+// windows returns every trait window the rule reads, through references.
+func (n *node) windows() []window {
+	var out []window
+	n.walk(func(x *node) {
+		if x.op == opTrait || x.op == opWindow || x.op == opCount {
+			w := window{trait: x.trait, days: x.days}
+			if !slices.Contains(out, w) {
+				out = append(out, w)
+			}
+		}
+	})
+	return out
+}
+
+// changes appends to dst the moments after now at which a rule over wins and deps may
+// change its result for a profile with facts f: memberships lapsing and event days
+// sliding out of windows.
+func changes(dst []uint32, f *facts, deps []uint32, wins []window, now uint32) []uint32 {
+	for _, m := range f.traits {
+		if m.Until > now && m.Until != never && containsSorted(deps, m.Trait) {
+			dst = append(dst, m.Until)
+		}
+	}
+	for _, w := range wins {
+		i, _ := slices.BinarySearchFunc(f.events, Event{Trait: w.trait}, cmpEvent)
+		for ; i < len(f.events) && f.events[i].Trait == w.trait; i++ {
+			if c := (uint32(f.events[i].Day) + uint32(w.days)) * 86400; c > now {
+				dst = append(dst, c)
+			}
+		}
+	}
+	return dst
+}
+
 // membership evaluates the rule for one profile at now. When it matches, until is the first
-// second at which it stops matching as the profile's memberships expire, or never.
-func (n *node) membership(tr []Membership, deps []uint32, now uint32) (in bool, until uint32) {
-	if !n.eval(tr, now) {
+// second at which it stops matching as memberships lapse and days slide out, or never.
+func (n *node) membership(f *facts, deps []uint32, wins []window, now uint32) (bool, uint32) {
+	if !n.eval(f, now) {
 		return false, 0
 	}
 	var buf [16]uint32
-	cands := buf[:0]
-	for _, m := range tr {
-		if m.Until > now && m.Until != never && containsSorted(deps, m.Trait) {
-			cands = append(cands, m.Until)
-		}
-	}
+	cands := changes(buf[:0], f, deps, wins, now)
 	slices.Sort(cands)
 	for _, c := range slices.Compact(cands) {
-		if !n.eval(tr, c) {
+		if !n.eval(f, c) {
 			return true, c
 		}
 	}
@@ -202,25 +290,63 @@ func containsSorted(s []uint32, v uint32) bool {
 	return ok
 }
 
-// bitmap evaluates the rule over every profile. The result may be shared with the index
-// when owned is false; the caller must then neither modify nor keep it. Lock held.
-func (ix *Index) bitmap(n *node) (bm *roaring.Bitmap, owned bool) {
+// bitmap evaluates the rule over every profile at unix second now. The result may be
+// shared with the index when owned is false; the caller must then neither modify nor keep
+// it. Lock held.
+func (ix *Index) bitmap(n *node, now uint32) (bm *roaring.Bitmap, owned bool) {
 	switch n.op {
 	case opTrait:
 		if b := ix.traitBits[n.trait]; b != nil {
 			return b, false
 		}
 		return roaring.New(), true
+	case opWindow:
+		return roaring.FastOr(ix.dayBitmaps(n.trait, n.days, now)...), true
+	case opCount:
+		return atLeast(ix.dayBitmaps(n.trait, n.days, now), int(n.min)), true
 	case opSegment:
 		return n.seg.bits, false
 	case opNot:
-		x, _ := ix.bitmap(n.l)
+		x, _ := ix.bitmap(n.l, now)
 		return roaring.AndNot(ix.live, x), true
 	}
-	l, _ := ix.bitmap(n.l)
-	r, _ := ix.bitmap(n.r)
+	l, _ := ix.bitmap(n.l, now)
+	r, _ := ix.bitmap(n.r, now)
 	if n.op == opAnd {
 		return roaring.And(l, r), true
 	}
 	return roaring.Or(l, r), true
 }
+
+// dayBitmaps returns the day bitmaps of trait in the window of days days at now.
+func (ix *Index) dayBitmaps(trait uint32, days uint16, now uint32) []*roaring.Bitmap {
+	today := int(Day(now))
+	var out []*roaring.Bitmap
+	for d := max(today-int(days)+1, 0); d <= today; d++ {
+		if b := ix.dayBits[dayKey(trait, uint16(d))]; b != nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// atLeast returns the profiles set in at least k of the bitmaps: level i of the ladder
+// holds the profiles seen on at least i+1 of the days read so far.
+func atLeast(days []*roaring.Bitmap, k int) *roaring.Bitmap {
+	if k <= 0 || len(days) < k {
+		return roaring.New()
+	}
+	ladder := make([]*roaring.Bitmap, k)
+	for i := range ladder {
+		ladder[i] = roaring.New()
+	}
+	for _, d := range days {
+		for i := k - 1; i > 0; i-- {
+			ladder[i].Or(roaring.And(ladder[i-1], d))
+		}
+		ladder[0].Or(d)
+	}
+	return ladder[k-1]
+}
+
+func dayKey(trait uint32, day uint16) uint64 { return uint64(trait)<<16 | uint64(day) }

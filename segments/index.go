@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,11 +29,14 @@ type Index struct {
 	slots       []*segState // by slot; nil where free
 	traitIDs    map[string]uint32
 	traitNames  []string
-	traitStored []bool            // whether the trait's name is persisted
-	traitBits   []*roaring.Bitmap // by trait ordinal; nil when empty
-	traitSegs   [][]*segState     // by trait ordinal: segments that depend on it
-	emptyTrue   []*segState       // segments a profile without traits matches
-	live        *roaring.Bitmap   // every profile that exists
+	traitStored []bool                     // whether the trait's name is persisted
+	traitBits   []*roaring.Bitmap          // by trait ordinal: memberships and event days; nil when empty
+	dayBits     map[uint64]*roaring.Bitmap // by dayKey: profiles with the trait that day
+	retention   uint16                     // days of events kept; see SetRetention
+	traitWins   map[uint32][]uint16        // window lengths that rules read, by trait
+	traitSegs   [][]*segState              // by trait ordinal: segments that depend on it
+	emptyTrue   []*segState                // segments a profile without traits matches
+	live        *roaring.Bitmap            // every profile that exists
 	nextProfile uint32
 	expiry      map[uint32][]uint32 // expiry bucket -> profiles with a membership ending in it
 }
@@ -43,6 +47,7 @@ type segState struct {
 	slot   uint32
 	root   *node
 	deps   []uint32    // trait ordinals the rule depends on, sorted
+	wins   []window    // trait windows the rule reads
 	refs   []*segState // segments the rule references directly
 	bits   *roaring.Bitmap
 	active bool // false while loading
@@ -56,17 +61,38 @@ const expiryBucket = 10
 // not ready until MarkReady is called, so that a caller can load it first.
 func New(h Hasher, prov Provider) *Index {
 	ix := &Index{
-		hasher:   h,
-		provider: prov,
-		dict:     newDict(0),
-		sources:  make(map[string]*Source),
-		segs:     make(map[string]*segState),
-		traitIDs: make(map[string]uint32),
-		live:     roaring.New(),
-		expiry:   make(map[uint32][]uint32),
+		hasher:    h,
+		provider:  prov,
+		dict:      newDict(0),
+		sources:   make(map[string]*Source),
+		segs:      make(map[string]*segState),
+		traitIDs:  make(map[string]uint32),
+		live:      roaring.New(),
+		expiry:    make(map[uint32][]uint32),
+		dayBits:   make(map[uint64]*roaring.Bitmap),
+		traitWins: make(map[uint32][]uint16),
+		retention: DefaultRetention,
 	}
 	ix.catalog.Store(newCatalog(prov, nil))
 	return ix
+}
+
+// DefaultRetention is how many days of events an Index keeps unless told otherwise.
+const DefaultRetention = 180
+
+// SetRetention sets how many days of events are kept, at most 3650; windows in rules may
+// not be longer. Call it before loading or defining anything.
+func (ix *Index) SetRetention(days int) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.retention = uint16(min(max(days, 1), 3650))
+}
+
+// Retention returns how many days of events are kept.
+func (ix *Index) Retention() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return int(ix.retention)
 }
 
 // Hasher returns the hasher that maps raw IDs to the index's keys.
@@ -180,6 +206,11 @@ func (ix *Index) Segments() []SegmentInfo {
 // segment. Memberships that lapsed within the last few seconds may still be counted until
 // the sweeper removes them.
 func (ix *Index) Count(rule string) (uint64, error) {
+	return ix.CountAt(rule, time.Now())
+}
+
+// CountAt is Count with the clock given: windows are read as of now.
+func (ix *Index) CountAt(rule string, now time.Time) (uint64, error) {
 	e, err := ParseRule(rule)
 	if err != nil {
 		return 0, err
@@ -190,8 +221,43 @@ func (ix *Index) Count(rule string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	bm, _ := ix.bitmap(n)
+	bm, _ := ix.bitmap(n, unixSeconds(now))
 	return bm.GetCardinality(), nil
+}
+
+// Overlap is the intersection of two segments.
+type Overlap struct {
+	A, B    string
+	Both    uint64  // profiles in both
+	Jaccard float64 // Both / profiles in either; 0 when both are empty
+}
+
+// Overlaps returns the pairwise intersections of the segments named by ids, in order. It
+// reports ErrNotFound for an unknown ID.
+func (ix *Index) Overlaps(ids []string) ([]Overlap, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	segs := make([]*segState, len(ids))
+	for i, id := range ids {
+		s, ok := ix.segs[id]
+		if !ok {
+			return nil, fmt.Errorf("segment %q: %w", id, ErrNotFound)
+		}
+		segs[i] = s
+	}
+	var out []Overlap
+	for i := range segs {
+		for j := i + 1; j < len(segs); j++ {
+			both := segs[i].bits.AndCardinality(segs[j].bits)
+			either := segs[i].bits.OrCardinality(segs[j].bits)
+			o := Overlap{A: ids[i], B: ids[j], Both: both}
+			if either > 0 {
+				o.Jaccard = float64(both) / float64(either)
+			}
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }
 
 // Profile is what the index knows of one profile, for explaining a match.

@@ -170,7 +170,7 @@ func TestIndexRuleErrors(t *testing.T) {
 		{"two-step cycle", "a", "segment:b", 1},
 		{"three-step cycle", "a", "crm:z and segment:c", 11},
 		{"unknown segment", "d", "crm:x and segment:nope", 11},
-		{"window", "d", "web:x in 30d", 1},
+		{"window past retention", "d", "web:x in 181d", 1},
 		{"syntax", "d", "crm:x and", 10},
 	}
 	for _, tt := range tests {

@@ -58,26 +58,31 @@ func (l *Loader) NextProfile(n uint32) {
 	l.ix.nextProfile = max(l.ix.nextProfile, n)
 }
 
-// Profile registers one persisted profile. Lapsed memberships are kept, as a live index
-// keeps them until its sweep: they are never served, and the first sweep deletes them from
-// the index and the store. It reports an error for a record that names an unknown trait.
+// Profile registers one persisted profile. Lapsed memberships and days past the retention
+// are kept, as a live index keeps them until its sweep: they are never served, and the
+// first sweep deletes them from the index and the store. It reports an error for a record
+// that names an unknown trait.
 func (l *Loader) Profile(rec ProfileRecord) error {
 	ix := l.ix
 	traits := slices.Clone(rec.Traits)
 	slices.SortFunc(traits, func(a, b Membership) int { return int(int64(a.Trait) - int64(b.Trait)) })
-	for _, m := range traits {
-		if int(m.Trait) >= len(ix.traitNames) || ix.traitNames[m.Trait] == "" {
-			return fmt.Errorf("profile %d: unknown trait ordinal %d", rec.Profile, m.Trait)
+	events := slices.Clone(rec.Events)
+	slices.SortFunc(events, cmpEvent)
+	f := &facts{traits: traits, events: slices.CompactFunc(events, func(a, b Event) bool {
+		return a == b
+	})}
+	for _, t := range f.traitSet() {
+		if int(t) >= len(ix.traitNames) || ix.traitNames[t] == "" {
+			return fmt.Errorf("profile %d: unknown trait ordinal %d", rec.Profile, t)
 		}
 	}
 	for _, h := range rec.IDs {
 		ix.dict.set(h, rec.Profile)
 	}
-	ix.updateTraitBits(rec.Profile, nil, traits)
+	ix.updateTraitBits(rec.Profile, &facts{}, f)
+	ix.updateDayBits(rec.Profile, nil, f.events)
 	ix.live.Add(rec.Profile)
-	ix.profiles.set(rec.Profile, &profile{ids: rec.IDs, traits: traits})
-	// A lapsed membership lands in a past bucket, which the first sweep handles.
-	ix.scheduleExpiry(rec.Profile, nil, traits)
+	ix.profiles.set(rec.Profile, &profile{ids: rec.IDs, traits: f.traits, events: f.events})
 	ix.nextProfile = max(ix.nextProfile, rec.Profile+1)
 	return nil
 }
@@ -106,7 +111,9 @@ func (l *Loader) Finish() error {
 				pending[0].ID)
 		}
 	}
+	ix.indexWindows()
 	l.buildForward()
+	l.schedule()
 	ix.catalog.Store(newCatalog(ix.provider, ix.slots))
 	return nil
 }
@@ -154,10 +161,11 @@ func (l *Loader) install(g Segment) error {
 	for _, t := range s.deps {
 		ix.traitSegs[t] = append(ix.traitSegs[t], s)
 	}
-	if root.eval(nil, l.now) {
+	s.wins = root.windows()
+	if root.eval(&facts{}, l.now) {
 		ix.emptyTrue = append(ix.emptyTrue, s)
 	}
-	bm, owned := ix.bitmap(root)
+	bm, owned := ix.bitmap(root, l.now)
 	if !owned {
 		bm = bm.Clone()
 	}
@@ -182,7 +190,7 @@ func (l *Loader) buildForward() {
 				drop.Add(p)
 				continue
 			}
-			in, until := s.root.membership(pr.traits, s.deps, l.now)
+			in, until := s.root.membership(pr.facts(), s.deps, s.wins, l.now)
 			if !in {
 				drop.Add(p)
 				continue
@@ -191,4 +199,39 @@ func (l *Loader) buildForward() {
 		}
 		s.bits.AndNot(drop)
 	}
+}
+
+// schedule files every profile under the bucket of its next change by time; one whose
+// memberships lapsed while segd was down lands in a past bucket, which the first sweep
+// handles.
+func (l *Loader) schedule() {
+	ix := l.ix
+	it := ix.live.Iterator()
+	for it.HasNext() {
+		p := it.Next()
+		pr := ix.profiles.get(p)
+		if lapsed(pr, l.now, ix.retention) {
+			b := l.now / expiryBucket
+			ix.expiry[b] = append(ix.expiry[b], p)
+			continue
+		}
+		ix.scheduleNext(p, pr, l.now)
+	}
+}
+
+// lapsed reports whether pr holds a membership past its expiry or a day past the
+// retention at now.
+func lapsed(pr *profile, now uint32, retention uint16) bool {
+	for _, m := range pr.traits {
+		if m.Until <= now {
+			return true
+		}
+	}
+	oldest := int(Day(now)) - int(retention) + 1
+	for _, e := range pr.events {
+		if int(e.Day) < oldest {
+			return true
+		}
+	}
+	return false
 }

@@ -7,7 +7,18 @@ import "sync/atomic"
 type profile struct {
 	ids    []uint64     // ID hashes linked to the profile
 	traits []Membership // sorted by Trait
+	events []Event      // sorted by Trait, then Day
 	segs   []fwd        // forward list: the segments the profile is in, sorted by slot
+	// next is when the profile may next change by time alone (see scheduleNext). Only the
+	// writer reads or writes it, so it may change after the profile is published.
+	next uint32
+}
+
+func (pr *profile) facts() *facts {
+	if pr == nil {
+		return &facts{}
+	}
+	return &facts{traits: pr.traits, events: pr.events}
 }
 
 // fwd is one entry of a forward list: a segment slot and the second at which the

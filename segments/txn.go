@@ -35,8 +35,14 @@ type Txn struct {
 type draft struct {
 	ids     []uint64
 	traits  []Membership
+	events  []Event
 	deleted bool
+	reeval  bool // re-evaluate every segment that reads the profile: windows slid
 }
+
+func (d *draft) empty() bool { return len(d.traits) == 0 && len(d.events) == 0 }
+
+func (d *draft) facts() *facts { return &facts{traits: d.traits, events: d.events} }
 
 // Begin starts a Txn at now, taking the writer lock until Commit or Rollback.
 func (ix *Index) Begin(now time.Time) *Txn {
@@ -77,6 +83,7 @@ func (t *Txn) draftOf(p uint32) *draft {
 	if pr := t.ix.profiles.get(p); pr != nil {
 		d.ids = slices.Clone(pr.ids)
 		d.traits = slices.Clone(pr.traits)
+		d.events = slices.Clone(pr.events)
 	}
 	t.drafts[p] = d
 	t.order = append(t.order, p)
@@ -128,8 +135,26 @@ func (t *Txn) merge(into, from uint32) {
 			dst.traits[i].Until = m.Until
 		}
 	}
-	src.ids, src.traits, src.deleted = nil, nil, true
+	for _, e := range src.events {
+		if i, ok := slices.BinarySearchFunc(dst.events, e, cmpEvent); !ok {
+			dst.events = slices.Insert(dst.events, i, e)
+		}
+	}
+	src.ids, src.traits, src.events, src.deleted = nil, nil, nil, true
 }
+
+// AddEvent records that profile p showed trait on day (see Day). Days older than the
+// retention are the caller's to refuse; the sweep drops them.
+func (t *Txn) AddEvent(p uint32, trait string, day uint16) {
+	e := Event{Trait: t.ix.traitOrdinal(trait), Day: day}
+	d := t.draftOf(p)
+	if i, ok := slices.BinarySearchFunc(d.events, e, cmpEvent); !ok {
+		d.events = slices.Insert(d.events, i, e)
+	}
+}
+
+// Retention returns how many days of events the index keeps.
+func (t *Txn) Retention() int { return int(t.ix.retention) }
 
 // Add gives profile p the trait until the given unix second, replacing an earlier expiry.
 func (t *Txn) Add(p uint32, trait string, until uint32) {
@@ -180,34 +205,30 @@ func (t *Txn) Expire() int {
 	return touched
 }
 
+// expireProfile re-evaluates a profile whose memberships lapse or whose days slide out of
+// a window by now, dropping lapsed memberships and days past the retention.
 func (t *Txn) expireProfile(p uint32) bool {
-	// A profile filed in several buckets is visited once per bucket; only the first visit
-	// finds lapsed memberships, so it is counted once.
-	if d, drafted := t.drafts[p]; drafted {
-		if d.deleted || !hasLapsed(d.traits, t.now) {
-			return false
-		}
-	} else if pr := t.ix.profiles.get(p); pr == nil || !hasLapsed(pr.traits, t.now) {
+	// A profile filed in several buckets is visited once per bucket; it is counted once.
+	if d, drafted := t.drafts[p]; drafted && (d.deleted || d.reeval) {
+		return false
+	}
+	// A profile is filed again whenever it changes; an entry whose moment has not come is
+	// stale.
+	if pr := t.ix.profiles.get(p); pr == nil || pr.next > t.now {
 		return false
 	}
 	d := t.draftOf(p)
+	d.reeval = true
 	d.traits = slices.DeleteFunc(d.traits, func(m Membership) bool { return m.Until <= t.now })
-	if len(d.traits) == 0 {
+	oldest := int(Day(t.now)) - int(t.ix.retention) + 1
+	d.events = slices.DeleteFunc(d.events, func(e Event) bool { return int(e.Day) < oldest })
+	if d.empty() {
 		for _, h := range d.ids {
 			t.links[h] = NoProfile
 		}
 		d.ids, d.deleted = nil, true
 	}
 	return true
-}
-
-func hasLapsed(tr []Membership, now uint32) bool {
-	for _, m := range tr {
-		if m.Until <= now {
-			return true
-		}
-	}
-	return false
 }
 
 // PutSource defines or redefines a source.
@@ -274,15 +295,26 @@ func (t *Txn) Changes() Changes {
 			c.Deleted = append(c.Deleted, p)
 			continue
 		}
-		c.Profiles = append(c.Profiles, ProfileRecord{Profile: p, IDs: d.ids, Traits: d.traits})
-		for _, m := range d.traits {
-			if !t.ix.traitStored[m.Trait] && !newTraits[m.Trait] {
-				newTraits[m.Trait] = true
-				c.Traits = append(c.Traits, TraitName{Ordinal: m.Trait, Name: t.ix.traitNames[m.Trait]})
+		c.Profiles = append(c.Profiles, ProfileRecord{Profile: p, IDs: d.ids, Traits: d.traits,
+			Events: d.events})
+		d.eachTrait(func(tr uint32) {
+			if !t.ix.traitStored[tr] && !newTraits[tr] {
+				newTraits[tr] = true
+				c.Traits = append(c.Traits, TraitName{Ordinal: tr, Name: t.ix.traitNames[tr]})
 			}
-		}
+		})
 	}
 	return c
+}
+
+// eachTrait calls fn for the trait of every membership and event, repeats included.
+func (d *draft) eachTrait(fn func(uint32)) {
+	for _, m := range d.traits {
+		fn(m.Trait)
+	}
+	for _, e := range d.events {
+		fn(e.Trait)
+	}
 }
 
 // dropEmpty deletes the drafted profiles left without traits, which nothing would ever
@@ -290,7 +322,7 @@ func (t *Txn) Changes() Changes {
 func (t *Txn) dropEmpty() {
 	for _, p := range t.order {
 		d := t.drafts[p]
-		if d.deleted || len(d.traits) > 0 {
+		if d.deleted || !d.empty() {
 			continue
 		}
 		for _, h := range d.ids {
@@ -332,9 +364,7 @@ func (t *Txn) Commit() {
 		ix.dict.set(h, p)
 	}
 	for _, p := range t.order {
-		for _, m := range t.drafts[p].traits {
-			ix.traitStored[m.Trait] = true
-		}
+		t.drafts[p].eachTrait(func(tr uint32) { ix.traitStored[tr] = true })
 	}
 	ix.nextProfile = t.next
 	t.commitDefinitions()

@@ -100,11 +100,19 @@ type Membership struct {
 	Until uint32 // unix seconds; the membership is gone at and after this second
 }
 
+// Event is one UTC day on which a profile showed a trait, recorded from a first-party
+// event. Rules ask for recency and frequency over these days.
+type Event struct {
+	Trait uint32 // trait ordinal
+	Day   uint16 // days since 1970-01-01 UTC
+}
+
 // ProfileRecord is the durable form of one profile, as a Txn reports it for persisting.
 type ProfileRecord struct {
 	Profile uint32
 	IDs     []uint64     // keyed ID hashes linked to the profile
 	Traits  []Membership // sorted by Trait
+	Events  []Event      // sorted by Trait, then Day
 }
 
 // TraitName pairs a trait ordinal with its name.

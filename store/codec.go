@@ -37,7 +37,9 @@ func nameKey(prefix []byte, name string) []byte {
 }
 
 // A profile record is: uvarint count of IDs, 8 bytes per ID hash, uvarint count of
-// memberships, then per membership the uvarint trait ordinal and 4 bytes of expiry.
+// memberships, then per membership the uvarint trait ordinal and 4 bytes of expiry, then,
+// when the profile has events, a uvarint count of events and per event the uvarint trait
+// ordinal and 2 bytes of day. Integers are little-endian.
 func appendProfile(dst []byte, rec segments.ProfileRecord) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(rec.IDs)))
 	for _, h := range rec.IDs {
@@ -47,6 +49,13 @@ func appendProfile(dst []byte, rec segments.ProfileRecord) []byte {
 	for _, m := range rec.Traits {
 		dst = binary.AppendUvarint(dst, uint64(m.Trait))
 		dst = binary.LittleEndian.AppendUint32(dst, m.Until)
+	}
+	if len(rec.Events) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(rec.Events)))
+		for _, e := range rec.Events {
+			dst = binary.AppendUvarint(dst, uint64(e.Trait))
+			dst = binary.LittleEndian.AppendUint16(dst, e.Day)
+		}
 	}
 	return dst
 }
@@ -84,6 +93,27 @@ func decodeProfile(p uint32, b []byte) (segments.ProfileRecord, error) {
 			Until: binary.LittleEndian.Uint32(b[k:]),
 		}
 		b = b[k+4:]
+	}
+	if len(b) == 0 {
+		return rec, nil
+	}
+	return decodeEvents(rec, b)
+}
+
+func decodeEvents(rec segments.ProfileRecord, b []byte) (segments.ProfileRecord, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n == 0 || n > uint64(len(b)) {
+		return rec, errCorrupt
+	}
+	b = b[k:]
+	rec.Events = make([]segments.Event, n)
+	for i := range rec.Events {
+		t, k := binary.Uvarint(b)
+		if k <= 0 || len(b) < k+2 || t > 1<<32-1 {
+			return rec, errCorrupt
+		}
+		rec.Events[i] = segments.Event{Trait: uint32(t), Day: binary.LittleEndian.Uint16(b[k:])}
+		b = b[k+2:]
 	}
 	if len(b) != 0 {
 		return rec, errCorrupt

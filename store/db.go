@@ -26,6 +26,8 @@ type Config struct {
 	SweepEvery time.Duration
 	// GCEvery is how often Badger's value log is garbage-collected; default 10m.
 	GCEvery time.Duration
+	// EventSkew is how far in the future an event may be dated; default 5m.
+	EventSkew time.Duration
 	// Now is the clock; default time.Now. Tests inject their own.
 	Now func() time.Time
 }
@@ -42,6 +44,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.GCEvery == 0 {
 		c.GCEvery = 10 * time.Minute
+	}
+	if c.EventSkew == 0 {
+		c.EventSkew = 5 * time.Minute
 	}
 	if c.Now == nil {
 		c.Now = time.Now

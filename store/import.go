@@ -15,9 +15,10 @@ import (
 // batchLines is how many lines go into one durable batch.
 const batchLines = 4096
 
-type parsedLine struct {
+// numbered is a parsed line with its line number.
+type numbered[L any] struct {
 	num  int
-	line segments.Line
+	line L
 }
 
 // Import reads onboarding lines of the given source from r and applies them in durable
@@ -26,28 +27,43 @@ type parsedLine struct {
 // why the rest was not read or not written.
 func (db *DB) Import(ctx context.Context, source string, f segments.Format, r io.Reader) (
 	segments.ImportResult, error) {
-	res := segments.ImportResult{Errors: []segments.LineError{}}
 	parse, err := lineParser(f)
 	if err != nil {
-		return res, err
+		return segments.ImportResult{Errors: []segments.LineError{}}, err
 	}
 	if _, ok := db.ix.Source(source); !ok {
-		return res, fmt.Errorf("import into %q: %w", source, segments.ErrUnknownSource)
+		return segments.ImportResult{Errors: []segments.LineError{}},
+			fmt.Errorf("import into %q: %w", source, segments.ErrUnknownSource)
 	}
+	apply := func(batch []numbered[segments.Line], res *segments.ImportResult) error {
+		return db.applyLines(source, batch, res)
+	}
+	res, err := ingest(ctx, r, parse, apply)
+	if err != nil {
+		return res, fmt.Errorf("import into %q: %w", source, err)
+	}
+	return res, nil
+}
+
+// ingest reads lines from r, parses them, and hands them to apply in batches of at most
+// batchLines. Blank lines and lines starting with '#' are skipped but counted.
+func ingest[L any](ctx context.Context, r io.Reader, parse func([]byte) (L, error),
+	apply func([]numbered[L], *segments.ImportResult) error) (segments.ImportResult, error) {
+	res := segments.ImportResult{Errors: []segments.LineError{}}
 	br := bufio.NewReaderSize(r, 256<<10)
 	num := 0
-	batch := make([]parsedLine, 0, batchLines)
+	batch := make([]numbered[L], 0, batchLines)
 	for {
 		line, readErr := readLine(br)
 		if readErr != nil && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, errLineTooLong) {
-			return res, fmt.Errorf("import into %q: read line %d: %w", source, num+1, readErr)
+			return res, fmt.Errorf("read line %d: %w", num+1, readErr)
 		}
 		if readErr == nil || len(line) > 0 || errors.Is(readErr, errLineTooLong) {
 			num++
-			batch = db.addLine(batch, &res, num, line, readErr, parse)
+			batch = addLine(batch, &res, num, line, readErr, parse)
 		}
 		if len(batch) == cap(batch) || errors.Is(readErr, io.EOF) && len(batch) > 0 {
-			if err := db.applyLines(source, batch, &res); err != nil {
+			if err := apply(batch, &res); err != nil {
 				return res, err
 			}
 			batch = batch[:0]
@@ -61,8 +77,8 @@ func (db *DB) Import(ctx context.Context, source string, f segments.Format, r io
 	}
 }
 
-func (db *DB) addLine(batch []parsedLine, res *segments.ImportResult, num int, line []byte,
-	readErr error, parse func([]byte) (segments.Line, error)) []parsedLine {
+func addLine[L any](batch []numbered[L], res *segments.ImportResult, num int, line []byte,
+	readErr error, parse func([]byte) (L, error)) []numbered[L] {
 	if errors.Is(readErr, errLineTooLong) {
 		res.Reject(num, readErr)
 		return batch
@@ -76,7 +92,7 @@ func (db *DB) addLine(batch []parsedLine, res *segments.ImportResult, num int, l
 		res.Reject(num, err)
 		return batch
 	}
-	return append(batch, parsedLine{num: num, line: l})
+	return append(batch, numbered[L]{num: num, line: l})
 }
 
 func lineParser(f segments.Format) (func([]byte) (segments.Line, error), error) {
@@ -90,14 +106,15 @@ func lineParser(f segments.Format) (func([]byte) (segments.Line, error), error) 
 }
 
 // applyLines writes one batch in a single durable Txn.
-func (db *DB) applyLines(source string, batch []parsedLine, res *segments.ImportResult) error {
+func (db *DB) applyLines(source string, batch []numbered[segments.Line],
+	res *segments.ImportResult) error {
 	now := db.cfg.Now()
 	h := db.ix.Hasher()
 	t := db.ix.Begin(now)
 	src, ok := t.Source(source)
 	if !ok {
 		t.Rollback()
-		return fmt.Errorf("import into %q: %w", source, segments.ErrUnknownSource)
+		return fmt.Errorf("source deleted meanwhile: %w", segments.ErrUnknownSource)
 	}
 	var ids []uint64
 	for _, pl := range batch {
@@ -119,8 +136,7 @@ func (db *DB) applyLines(source string, batch []parsedLine, res *segments.Import
 		}
 	}
 	if err := db.Apply(t); err != nil {
-		return fmt.Errorf("import into %q: lines %d-%d: %w", source,
-			batch[0].num, batch[len(batch)-1].num, err)
+		return fmt.Errorf("lines %d-%d: %w", batch[0].num, batch[len(batch)-1].num, err)
 	}
 	res.Accepted += len(batch)
 	return nil

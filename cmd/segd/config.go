@@ -40,6 +40,8 @@ type config struct {
 	Demo            bool
 	DemoProfiles    int
 	ShutdownTimeout time.Duration
+	EventRetention  int
+	EventSkew       time.Duration
 }
 
 func bindFlags(fs *flag.FlagSet, c *config) {
@@ -67,6 +69,10 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 	fs.Int64Var(&c.MemTableSize, "badger-memtable-size", 64<<20, "Badger memtable size in bytes")
 	fs.Int64Var(&c.BlockCacheSize, "badger-block-cache-size", 64<<20,
 		"Badger block cache size in bytes")
+	fs.IntVar(&c.EventRetention, "event-retention", 180,
+		"days of first-party events kept; rule windows may not be longer")
+	fs.DurationVar(&c.EventSkew, "event-skew", 5*time.Minute,
+		"how far in the future an event may be dated")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or console")
 	fs.BoolVar(&c.Demo, "demo", false,
@@ -177,6 +183,9 @@ func (c *config) validate() error {
 	case "json", "console":
 	default:
 		errs = append(errs, fmt.Errorf("log-format %q: want json or console", c.LogFormat))
+	}
+	if c.EventRetention < 1 || c.EventRetention > 3650 {
+		errs = append(errs, errors.New("event-retention: want 1 to 3650 days"))
 	}
 	if c.DemoProfiles < 0 {
 		errs = append(errs, errors.New("demo-profiles must not be negative"))

@@ -62,8 +62,9 @@ func startApp(ctx context.Context, cfg *config, log *zap.Logger, stdout io.Write
 	a := &app{cfg: cfg, log: log}
 	a.ix = segments.New(segments.NewHasher([]byte(cfg.IDSecret)),
 		segments.Provider{ID: cfg.ProviderID, Name: cfg.ProviderName})
+	a.ix.SetRetention(cfg.EventRetention)
 	db, err := store.Open(store.Config{Dir: cfg.DataDir, MemTableSize: cfg.MemTableSize,
-		BlockCacheSize: cfg.BlockCacheSize}, a.ix, log)
+		BlockCacheSize: cfg.BlockCacheSize, EventSkew: cfg.EventSkew}, a.ix, log)
 	if err != nil {
 		return nil, err
 	}
