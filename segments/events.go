@@ -17,6 +17,8 @@ type EventLine struct {
 	Source string
 	Time   time.Time // zero: when it is ingested
 	Traits []string  // "key=value", sorted
+	// NoVisit leaves out the visit trait: an ID sync links IDs but is no visit.
+	NoVisit bool
 }
 
 // VisitKey is the trait key that every event marks.

@@ -56,13 +56,14 @@ func (c *Config) setDefaults() {
 // DB is segd's durable store, bound to one Index that it keeps in step. Safe for
 // concurrent use.
 type DB struct {
-	cfg  Config
-	bdb  *badger.DB
-	ix   *segments.Index
-	log  *zap.Logger
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	cfg     Config
+	bdb     *badger.DB
+	ix      *segments.Index
+	log     *zap.Logger
+	stop    chan struct{}
+	records chan recordReq // see Record
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 // ErrSecretChanged means the store was written with another ID secret: every stored ID
@@ -87,7 +88,8 @@ func Open(cfg Config, ix *segments.Index, log *zap.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", cfg.Dir, err)
 	}
-	db := &DB{cfg: cfg, bdb: bdb, ix: ix, log: log, stop: make(chan struct{})}
+	db := &DB{cfg: cfg, bdb: bdb, ix: ix, log: log, stop: make(chan struct{}),
+		records: make(chan recordReq, maxGroup)}
 	if err := db.checkSecret(); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("open store %q: %w", cfg.Dir, err)

@@ -44,7 +44,9 @@ func (db *DB) applyEvents(batch []numbered[segments.EventLine], res *segments.Im
 			ids = append(ids, h.Hash(id))
 		}
 		p := t.Resolve(ids)
-		t.AddEvent(p, ev.Source+":"+segments.VisitKey, day)
+		if !ev.NoVisit {
+			t.AddEvent(p, ev.Source+":"+segments.VisitKey, day)
+		}
 		for _, kv := range ev.Traits {
 			t.AddEvent(p, ev.Source+":"+kv, day)
 		}

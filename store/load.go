@@ -139,7 +139,8 @@ func scan(ctx context.Context, tx *badger.Txn, prefix []byte, fn func(k, v []byt
 
 // startBackground runs the expiry sweep and value-log GC until Close.
 func (db *DB) startBackground() {
-	db.wg.Add(1)
+	db.wg.Add(2)
+	go db.commitRecords()
 	go func() {
 		defer db.wg.Done()
 		sweep := time.NewTicker(db.cfg.SweepEvery)
