@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -178,11 +179,17 @@ type LineError struct {
 	Error string `json:"error"`
 }
 
-// Reject counts a rejected line and keeps its error if fewer than MaxReportedErrors are kept.
+// Reject counts a rejected line and keeps its error. Call Trim to bound the errors kept.
 func (r *ImportResult) Reject(line int, err error) {
 	r.Rejected++
-	if len(r.Errors) < MaxReportedErrors {
-		r.Errors = append(r.Errors, LineError{Line: line, Error: err.Error()})
+	r.Errors = append(r.Errors, LineError{Line: line, Error: err.Error()})
+}
+
+// Trim orders the errors by line and keeps the first MaxReportedErrors.
+func (r *ImportResult) Trim() {
+	slices.SortStableFunc(r.Errors, func(a, b LineError) int { return a.Line - b.Line })
+	if len(r.Errors) > MaxReportedErrors {
+		r.Errors = r.Errors[:MaxReportedErrors:MaxReportedErrors]
 	}
 }
 

@@ -212,9 +212,10 @@ func TestParseTTLErrors(t *testing.T) {
 
 func TestImportResultReject(t *testing.T) {
 	var r segments.ImportResult
-	for i := 1; i <= segments.MaxReportedErrors+5; i++ {
+	for i := segments.MaxReportedErrors + 5; i >= 1; i-- {
 		r.Reject(i, fmt.Errorf("bad %d", i))
 	}
+	r.Trim()
 	if r.Rejected != segments.MaxReportedErrors+5 || len(r.Errors) != segments.MaxReportedErrors {
 		t.Fatalf("rejected %d with %d errors kept", r.Rejected, len(r.Errors))
 	}

@@ -56,6 +56,7 @@ func ingest[L any](ctx context.Context, r io.Reader, parse func([]byte) (L, erro
 	for {
 		line, readErr := readLine(br)
 		if readErr != nil && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, errLineTooLong) {
+			res.Trim()
 			return res, fmt.Errorf("read line %d: %w", num+1, readErr)
 		}
 		if readErr == nil || len(line) > 0 || errors.Is(readErr, errLineTooLong) {
@@ -63,7 +64,9 @@ func ingest[L any](ctx context.Context, r io.Reader, parse func([]byte) (L, erro
 			batch = addLine(batch, &res, num, line, readErr, parse)
 		}
 		if len(batch) == cap(batch) || errors.Is(readErr, io.EOF) && len(batch) > 0 {
-			if err := apply(batch, &res); err != nil {
+			err := apply(batch, &res)
+			res.Trim()
+			if err != nil {
 				return res, err
 			}
 			batch = batch[:0]
@@ -72,6 +75,7 @@ func ingest[L any](ctx context.Context, r io.Reader, parse func([]byte) (L, erro
 			}
 		}
 		if errors.Is(readErr, io.EOF) {
+			res.Trim()
 			return res, nil
 		}
 	}
