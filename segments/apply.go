@@ -229,6 +229,28 @@ func (ix *Index) installSegment(g Segment, now uint32) {
 	for _, dep := range deps {
 		ix.recompute(dep, now)
 	}
+	ix.reschedule(s.wins, now)
+}
+
+// reschedule files again every profile with days of a trait that wins read: a new window
+// brings new moments at which profiles may enter or leave a segment.
+func (ix *Index) reschedule(wins []window, now uint32) {
+	var traits []uint32
+	for _, w := range wins {
+		if !slices.Contains(traits, w.trait) && ix.traitBits[w.trait] != nil {
+			traits = append(traits, w.trait)
+		}
+	}
+	seen := roaring.New()
+	for _, t := range traits {
+		it := ix.traitBits[t].Iterator()
+		for it.HasNext() {
+			p := it.Next()
+			if pr := ix.profiles.get(p); pr != nil && len(pr.events) > 0 && seen.CheckedAdd(p) {
+				ix.scheduleNext(p, pr, now)
+			}
+		}
+	}
 }
 
 func (ix *Index) freeSlot() uint32 {
@@ -301,9 +323,6 @@ func (ix *Index) recompute(s *segState, now uint32) {
 			fresh.Remove(p)
 		}
 		ix.setForward(p, pr, s.slot, in, until)
-		if len(pr.events) > 0 {
-			ix.scheduleNext(p, ix.profiles.get(p), now) // the windows read may have changed
-		}
 	}
 	s.bits = fresh
 }
