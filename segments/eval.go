@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -310,12 +311,98 @@ func (ix *Index) bitmap(n *node, now uint32) (bm *roaring.Bitmap, owned bool) {
 		x, _ := ix.bitmap(n.l, now)
 		return roaring.AndNot(ix.live, x), true
 	}
+	if n.op == opAnd {
+		return ix.andBitmap(n, now), true
+	}
 	l, _ := ix.bitmap(n.l, now)
 	r, _ := ix.bitmap(n.r, now)
-	if n.op == opAnd {
-		return roaring.And(l, r), true
-	}
 	return roaring.Or(l, r), true
+}
+
+// andBitmap evaluates a chain of and: the terms without windows first, then the window
+// terms over only the profiles still in, so that a count over 90 day bitmaps reads the
+// few profiles that the other conditions leave rather than the whole population.
+func (ix *Index) andBitmap(n *node, now uint32) *roaring.Bitmap {
+	var terms []*node
+	flattenAnd(n, &terms)
+	var acc *roaring.Bitmap
+	for _, t := range terms {
+		if t.op == opWindow || t.op == opCount {
+			continue
+		}
+		b, _ := ix.bitmap(t, now)
+		if acc == nil {
+			acc = b.Clone()
+		} else {
+			acc.And(b)
+		}
+	}
+	type windowTerm struct {
+		n    *node
+		days []*roaring.Bitmap
+		size uint64
+	}
+	var wins []windowTerm
+	for _, t := range terms {
+		if t.op == opWindow || t.op == opCount {
+			w := windowTerm{n: t, days: ix.dayBitmaps(t.trait, t.days, now)}
+			for _, d := range w.days {
+				w.size += d.GetCardinality()
+			}
+			wins = append(wins, w)
+		}
+	}
+	slices.SortFunc(wins, func(a, b windowTerm) int { return cmp.Compare(a.size, b.size) })
+	for _, w := range wins {
+		t, days := w.n, w.days
+		if acc != nil && acc.GetCardinality()*perProfileCost < w.size {
+			acc = ix.filterProfiles(acc, t, now)
+			continue
+		}
+		if acc != nil {
+			for i, d := range days {
+				days[i] = roaring.And(d, acc)
+			}
+		}
+		var b *roaring.Bitmap
+		if t.op == opWindow {
+			b = roaring.FastOr(days...)
+		} else {
+			b = atLeast(days, int(t.min))
+		}
+		if acc == nil {
+			acc = b
+		} else {
+			acc.And(b)
+		}
+	}
+	return acc
+}
+
+// perProfileCost is roughly how many bitmap entries cost as much to intersect as one
+// profile costs to evaluate from its own facts.
+const perProfileCost = 8
+
+// filterProfiles returns the profiles of in whose own facts match n at now.
+func (ix *Index) filterProfiles(in *roaring.Bitmap, n *node, now uint32) *roaring.Bitmap {
+	out := roaring.New()
+	it := in.Iterator()
+	for it.HasNext() {
+		p := it.Next()
+		if pr := ix.profiles.get(p); pr != nil && n.eval(pr.facts(), now) {
+			out.Add(p)
+		}
+	}
+	return out
+}
+
+func flattenAnd(n *node, out *[]*node) {
+	if n.op != opAnd {
+		*out = append(*out, n)
+		return
+	}
+	flattenAnd(n.l, out)
+	flattenAnd(n.r, out)
 }
 
 // dayBitmaps returns the day bitmaps of trait in the window of days days at now.
