@@ -46,38 +46,73 @@ func (db *DB) Import(ctx context.Context, source string, f segments.Format, r io
 }
 
 // ingest reads lines from r, parses them, and hands them to apply in batches of at most
-// batchLines. Blank lines and lines starting with '#' are skipped but counted.
+// batchLines. Blank lines and lines starting with '#' are skipped but counted. Reading and
+// parsing the next batch runs beside applying the current one, so that parsing overlaps
+// the sync to disk.
 func ingest[L any](ctx context.Context, r io.Reader, parse func([]byte) (L, error),
 	apply func([]numbered[L], *segments.ImportResult) error) (segments.ImportResult, error) {
 	res := segments.ImportResult{Errors: []segments.LineError{}}
+	batches := make(chan parsedBatch[L], 1)
+	done := make(chan struct{})
+	defer close(done)
+	go readBatches(r, parse, batches, done)
+	for b := range batches {
+		res.Rejected += b.rejected.Rejected
+		res.Errors = append(res.Errors, b.rejected.Errors...)
+		if len(b.lines) > 0 {
+			if err := apply(b.lines, &res); err != nil {
+				res.Trim()
+				return res, err
+			}
+		}
+		res.Trim()
+		if b.err != nil {
+			return res, b.err
+		}
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// parsedBatch is one batch of parsed lines, the lines rejected while parsing them, and the
+// error that stopped reading, if any.
+type parsedBatch[L any] struct {
+	lines    []numbered[L]
+	rejected segments.ImportResult
+	err      error
+}
+
+// readBatches parses r into batches sent on out, which it closes at the end of input, on
+// a read error (sent with the last batch), or when done is closed.
+func readBatches[L any](r io.Reader, parse func([]byte) (L, error),
+	out chan<- parsedBatch[L], done <-chan struct{}) {
+	defer close(out)
 	br := bufio.NewReaderSize(r, 256<<10)
 	num := 0
-	batch := make([]numbered[L], 0, batchLines)
+	b := parsedBatch[L]{lines: make([]numbered[L], 0, batchLines)}
 	for {
 		line, readErr := readLine(br)
 		if readErr != nil && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, errLineTooLong) {
-			res.Trim()
-			return res, fmt.Errorf("read line %d: %w", num+1, readErr)
-		}
-		if readErr == nil || len(line) > 0 || errors.Is(readErr, errLineTooLong) {
+			b.err = fmt.Errorf("read line %d: %w", num+1, readErr)
+		} else if readErr == nil || len(line) > 0 || errors.Is(readErr, errLineTooLong) {
 			num++
-			batch = addLine(batch, &res, num, line, readErr, parse)
+			b.lines = addLine(b.lines, &b.rejected, num, line, readErr, parse)
 		}
-		if len(batch) == cap(batch) || errors.Is(readErr, io.EOF) && len(batch) > 0 {
-			err := apply(batch, &res)
-			res.Trim()
-			if err != nil {
-				return res, err
-			}
-			batch = batch[:0]
-			if err := ctx.Err(); err != nil {
-				return res, err
-			}
+		last := b.err != nil || errors.Is(readErr, io.EOF)
+		if !last && len(b.lines) < batchLines {
+			continue
 		}
-		if errors.Is(readErr, io.EOF) {
-			res.Trim()
-			return res, nil
+		select {
+		case out <- b:
+		case <-done:
+			return
 		}
+		if last {
+			return
+		}
+		b = parsedBatch[L]{lines: make([]numbered[L], 0, batchLines)}
 	}
 }
 
