@@ -248,7 +248,7 @@ func (c *Collector) Shutdown() error {
 
 var (
 	errCollectMethod   = errors.New("method not allowed: use GET")
-	errSyncPartner     = errors.New("partner: want 1-64 of a-z, 0-9, _ and -")
+	errSyncPartner     = errors.New("partner: want 1-128 of a-z, 0-9, '.', '_' and '-'")
 	errSyncUID         = errors.New("uid: want a non-empty partner ID of at most 256 bytes")
 	errSyncRedirect    = errors.New("redirect: want an absolute http or https URL")
 	errSyncRedirectOff = errors.New("redirect: host not allowed")
@@ -350,7 +350,7 @@ func (c *Collector) traits(args *fasthttp.Args) ([]string, collectResult) {
 func (c *Collector) sync(ctx *fasthttp.RequestCtx) collectResult {
 	args := ctx.QueryArgs()
 	partner := string(args.Peek("partner"))
-	if !segments.ValidID(partner) {
+	if !validPartner(partner) {
 		writeError(ctx, fasthttp.StatusBadRequest, errSyncPartner)
 		return crBadRequest
 	}
@@ -602,4 +602,19 @@ func (c *Collector) WritePrometheus(w io.Writer) {
 	b = append(b, "# TYPE "+minted+" counter\n"...)
 	b = appendSample(b, minted, "", float64(c.minted.Load()))
 	w.Write(b)
+}
+
+// validPartner reports whether p can name an extended-ID source: usually the partner's
+// domain, as in user.eids[].source (id5-sync.com).
+func validPartner(p string) bool {
+	if p == "" || len(p) > segments.MaxEIDSourceLen {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

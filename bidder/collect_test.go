@@ -338,7 +338,6 @@ func TestCollectSyncBadRequests(t *testing.T) {
 	for name, query := range map[string]string{
 		"no partner":       "uid=1",
 		"bad partner":      "partner=Acme&uid=1",
-		"dotted partner":   "partner=acme.com&uid=1",
 		"no uid":           "partner=p",
 		"empty uid":        "partner=p&uid=",
 		"long uid":         "partner=p&uid=" + long,
