@@ -363,5 +363,6 @@ func (a *Admin) profile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"profile": p.Profile, "ids": p.IDs, "traits": p.Traits, "segments": p.Segments})
+		"profile": p.Profile, "ids": p.IDs, "traits": p.Traits, "events": p.Events,
+		"segments": p.Segments})
 }

@@ -265,7 +265,14 @@ type Profile struct {
 	Profile  uint32
 	IDs      int
 	Traits   []ProfileTrait
+	Events   []ProfileEvent
 	Segments []string
+}
+
+// ProfileEvent is one event trait of a profile and the days it was seen, oldest first.
+type ProfileEvent struct {
+	Name string   `json:"name"`
+	Days []string `json:"days"` // YYYY-MM-DD
 }
 
 // ProfileTrait is one trait of a profile and when it lapses.
@@ -290,6 +297,14 @@ func (ix *Index) LookupProfile(h uint64, now time.Time) (Profile, bool) {
 			out.Traits = append(out.Traits, ProfileTrait{
 				Name: ix.traitNames[m.Trait], Until: time.Unix(int64(m.Until), 0).UTC()})
 		}
+	}
+	for _, e := range pr.events {
+		if n := len(out.Events); n == 0 || out.Events[n-1].Name != ix.traitNames[e.Trait] {
+			out.Events = append(out.Events, ProfileEvent{Name: ix.traitNames[e.Trait]})
+		}
+		day := time.Unix(int64(e.Day)*86400, 0).UTC().Format(time.DateOnly)
+		last := &out.Events[len(out.Events)-1]
+		last.Days = append(last.Days, day)
 	}
 	for _, f := range pr.segs {
 		if f.until > sec && ix.slots[f.slot] != nil {
