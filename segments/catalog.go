@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Catalog is an immutable snapshot of the defined segments as the request path needs them:
@@ -17,8 +18,62 @@ type Catalog struct {
 type catSeg struct {
 	live        bool
 	group       uint16
+	needs       Needs
 	from, until uint32 // campaign window in unix seconds; until 0 means open
 	frag        []byte // {"id":"<export id>"}
+}
+
+// Needs are the conditions a segment's sources put on its use, as bits.
+type Needs uint8
+
+const (
+	// NeedsConsent: a source of the segment is consent-only.
+	NeedsConsent Needs = 1 << iota
+	// NeedsNoUSOptOut: a source of the segment may not be used under a US opt-out.
+	NeedsNoUSOptOut
+)
+
+// Permit keeps, in place, the slots whose needs the request meets: has is the set of
+// conditions it satisfies. It returns the kept slots; removed reports how many went.
+func (c *Catalog) Permit(slots []uint32, has Needs) (kept []uint32, removed int) {
+	kept = slots[:0]
+	for _, s := range slots {
+		if c.segs[s].needs&^has == 0 {
+			kept = append(kept, s)
+		}
+	}
+	return kept, len(slots) - len(kept)
+}
+
+// buildCatalog renders the catalog from the current segments and sources. Lock held.
+func (ix *Index) buildCatalog() *Catalog {
+	c := newCatalog(ix.provider, ix.slots)
+	for i, s := range ix.slots {
+		if s != nil {
+			c.segs[i].needs = ix.needs(s)
+		}
+	}
+	return c
+}
+
+// needs derives a segment's needs from the sources of the traits its rule reads. A
+// source that is not defined (any more) puts no condition.
+func (ix *Index) needs(s *segState) Needs {
+	var n Needs
+	for _, t := range s.deps {
+		src, _, _ := strings.Cut(ix.traitNames[t], ":")
+		so, ok := ix.sources[src]
+		if !ok {
+			continue
+		}
+		if so.Uses.ConsentOnly {
+			n |= NeedsConsent
+		}
+		if !so.usableUnderOptOut() {
+			n |= NeedsNoUSOptOut
+		}
+	}
+	return n
 }
 
 // catGroup holds the bytes around one user.data object: everything before its first

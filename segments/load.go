@@ -114,7 +114,7 @@ func (l *Loader) Finish() error {
 	ix.indexWindows()
 	l.buildForward()
 	l.schedule()
-	ix.catalog.Store(newCatalog(ix.provider, ix.slots))
+	ix.catalog.Store(ix.buildCatalog())
 	return nil
 }
 

@@ -384,7 +384,7 @@ func (t *Txn) commitDefinitions() {
 	for _, id := range t.delSegments {
 		ix.removeSegment(id)
 	}
-	if len(t.putSegments)+len(t.delSegments) > 0 {
-		ix.catalog.Store(newCatalog(ix.provider, ix.slots))
+	if len(t.putSegments)+len(t.delSegments)+len(t.putSources)+len(t.delSources) > 0 {
+		ix.catalog.Store(ix.buildCatalog())
 	}
 }

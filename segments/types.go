@@ -27,6 +27,29 @@ type Source struct {
 	Name  string        `json:"name"`
 	Party Party         `json:"party"`
 	TTL   time.Duration `json:"-"` // default lifetime of a membership; never zero once validated
+	// Uses says what the source's data may be used for.
+	Uses Uses
+}
+
+// Uses are the data rights a source declares. The zero value is the default: data that
+// may enrich any request that privacy signals allow, except that only first-party data
+// is used under a US opt-out of sale or sharing.
+type Uses struct {
+	// ConsentOnly limits the data to requests that carry a TCF consent for segd's vendor
+	// and purposes 3 and 4: never where GDPR does not apply, nor without a string.
+	ConsentOnly bool `json:"consent_only,omitempty"`
+	// UnderUSOptOut says whether the data may enrich a request whose user opted out of
+	// sale or sharing under US law (us_privacy, GPP, Sec-GPC); nil means only for
+	// first-party sources.
+	UnderUSOptOut *bool `json:"under_us_opt_out,omitempty"`
+}
+
+// usableUnderOptOut applies the default of Uses.UnderUSOptOut.
+func (s *Source) usableUnderOptOut() bool {
+	if s.Uses.UnderUSOptOut != nil {
+		return *s.Uses.UnderUSOptOut
+	}
+	return s.Party == FirstParty
 }
 
 // Validate reports every problem with s at once.
@@ -156,11 +179,13 @@ type sourceJSON struct {
 	Name  string `json:"name"`
 	Party Party  `json:"party"`
 	TTL   string `json:"ttl"`
+	Uses  *Uses  `json:"uses,omitempty"`
 }
 
 // MarshalJSON encodes s with its TTL as a duration string.
 func (s Source) MarshalJSON() ([]byte, error) {
-	return json.Marshal(sourceJSON{ID: s.ID, Name: s.Name, Party: s.Party, TTL: s.TTL.String()})
+	return json.Marshal(sourceJSON{ID: s.ID, Name: s.Name, Party: s.Party, TTL: s.TTL.String(),
+		Uses: &s.Uses})
 }
 
 // UnmarshalJSON decodes s, accepting a TTL such as "720h" or "30d". An absent TTL leaves
@@ -173,6 +198,9 @@ func (s *Source) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*s = Source{ID: j.ID, Name: j.Name, Party: j.Party}
+	if j.Uses != nil {
+		s.Uses = *j.Uses
+	}
 	if j.TTL != "" {
 		ttl, err := ParseTTL(j.TTL)
 		if err != nil {
