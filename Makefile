@@ -5,7 +5,7 @@ VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 
-.PHONY: run build test bench fuzz lint clean
+.PHONY: run build test test-long bench fuzz lint clean
 
 ## run: build, then serve demo data from ./data and print an example request
 run: build
@@ -20,9 +20,17 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
-## bench: Go micro-benchmarks with allocations, output for benchstat
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.txt
+## test-long: the full durability run (20 SIGKILLs over a million memberships), then every
+## test under the race detector
+test-long:
+	SEGD_TEST_LONG=1 $(GO) test -count=1 -v -timeout 60m -run 'TestDurabilityUnderKill' ./cmd/segd
+	$(GO) test -count=1 -race -timeout 60m ./...
+
+## bench: Go micro-benchmarks with allocations into bench.txt (compare two with benchstat),
+## then 5s of load on `segd serve --demo` beside the echo baseline (bench/e2e.sh)
+bench: build
+	bash -o pipefail -c '$(GO) test -run "^$$" -bench . -benchmem -count 5 ./... | tee bench.txt'
+	bash bench/e2e.sh $(BIN)
 
 ## fuzz: run each fuzz target for FUZZTIME
 fuzz:

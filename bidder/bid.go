@@ -108,21 +108,33 @@ func typeFor(k idKind) []byte {
 
 // bid answers one bid request on endpoint ep.
 func (s *Server) bid(ctx *fasthttp.RequestCtx, ep endpoint) {
+	start := requestTime(ctx)
 	if !ctx.IsPost() {
 		ctx.Response.Header.Set("Allow", "POST")
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, errMethod)
-		s.metrics.observe(ep, outInvalid, time.Since(requestTime(ctx)))
+		s.metrics.observe(ep, outInvalid, time.Since(start))
 		return
 	}
+	n := s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	if n > int64(s.cfg.MaxInflight) {
+		s.shed(ctx, ep)
+		s.metrics.observe(ep, outOverload, time.Since(start))
+		return
+	}
+
 	st := s.getState()
 	oc := outInvalid
 	defer s.finish(ctx, st, ep, &oc)
 
 	body := ctx.PostBody()
-	oc, err := s.match(st, body, requestTime(ctx))
+	oc, err := s.match(st, body, start)
 	if err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, err)
 		return
+	}
+	if oc == outEnriched && time.Since(start) >= s.budget(&st.scan) {
+		oc = outOverBudget
 	}
 	ctx.SetContentType("application/json")
 	switch ep {
@@ -143,6 +155,43 @@ func (s *Server) bid(ctx *fasthttp.RequestCtx, ep endpoint) {
 		if s.forward(ctx, st, oc) != nil {
 			oc = outUpstreamErr
 		}
+	}
+}
+
+// budget is how long a request may take from being read to being spliced: its tmax less
+// the margin, capped by MaxBudget; MaxBudget when it has no tmax. It is zero or negative
+// when the tmax leaves nothing, and then no request is spliced.
+func (s *Server) budget(sc *scan) time.Duration {
+	if !sc.tmax.ok() {
+		return s.cfg.MaxBudget
+	}
+	tmax := time.Duration(parseUint(sc.body[sc.tmax.start:sc.tmax.end])) * time.Millisecond
+	return min(tmax-s.cfg.TmaxMargin, s.cfg.MaxBudget)
+}
+
+// parseUint reads the decimal digits of b, which the scan has checked to be 1 to 9 digits,
+// without allocating.
+func parseUint(b []byte) int64 {
+	var n int64
+	for _, c := range b {
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// shed answers a request beyond MaxInflight without reading it: the body unchanged, no
+// segments, or in proxy mode 503, so that the caller can go on without segd.
+func (s *Server) shed(ctx *fasthttp.RequestCtx, ep endpoint) {
+	switch ep {
+	case epEnrich:
+		ctx.SetContentType("application/json")
+		ctx.SetBody(ctx.PostBody())
+	case epSegments:
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString("[]")
+	case epAuction:
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, errOverload)
 	}
 }
 

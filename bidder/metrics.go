@@ -23,12 +23,14 @@ const (
 	outInvalid                    // 4xx: not JSON, too large
 	outPanic                      // the handler panicked and answered unchanged
 	outUpstreamErr                // proxy mode: the upstream failed
+	outOverBudget                 // the scan and lookup ran past the budget: unchanged
+	outOverload                   // beyond MaxInflight: answered at once, unchanged
 	numOutcomes
 )
 
 var outcomeNames = [numOutcomes]string{
 	"enriched", "no_id", "no_match", "privacy", "not_ready", "skipped", "invalid", "panic",
-	"upstream_error",
+	"upstream_error", "over_budget", "overload",
 }
 
 // endpoint is a bid-listener route, for metrics.

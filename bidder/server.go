@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -40,6 +41,16 @@ type Config struct {
 	Upstream string
 	// UpstreamTimeout bounds a forwarded request without tmax; default 1s.
 	UpstreamTimeout time.Duration
+	// TmaxMargin is the part of a request's tmax left to the caller and the network: a
+	// request's budget is its tmax less this margin, capped by MaxBudget. Default 10ms.
+	TmaxMargin time.Duration
+	// MaxBudget caps the time from reading a request to splicing segments into it,
+	// whatever its tmax, and is the budget of a request without tmax; default 20ms. A
+	// request whose scan and lookup end past its budget is answered unchanged.
+	MaxBudget time.Duration
+	// MaxInflight is how many bid requests may be in the handler at once; default 1024.
+	// Each one beyond is answered at once and unchanged (503 in proxy mode), not queued.
+	MaxInflight int
 }
 
 func (c *Config) setDefaults() {
@@ -64,6 +75,15 @@ func (c *Config) setDefaults() {
 	if c.UpstreamTimeout == 0 {
 		c.UpstreamTimeout = time.Second
 	}
+	if c.TmaxMargin == 0 {
+		c.TmaxMargin = 10 * time.Millisecond
+	}
+	if c.MaxBudget == 0 {
+		c.MaxBudget = 20 * time.Millisecond
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = 1024
+	}
 }
 
 // Validate reports every problem with c at once.
@@ -81,6 +101,12 @@ func (c *Config) Validate() error {
 	if c.UpstreamTimeout < 0 {
 		errs = append(errs, errors.New("upstream timeout must not be negative"))
 	}
+	if c.TmaxMargin < 0 || c.MaxBudget < 0 {
+		errs = append(errs, errors.New("tmax margin and max budget must not be negative"))
+	}
+	if c.MaxInflight < 0 {
+		errs = append(errs, errors.New("max in-flight requests must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -94,7 +120,15 @@ type Server struct {
 	states  sync.Pool
 	client  *fasthttp.Client
 	srv     *fasthttp.Server
+
+	inflight atomic.Int64 // bid requests in the handler now
 }
+
+// maxConns is fasthttp's cap on open connections. A connection beyond it is answered 503
+// by fasthttp itself, which breaks the promise that no request yields a 5xx, so the cap
+// sits high (fasthttp's own default, written out) and overload is handled per request by
+// MaxInflight instead, which costs an atomic add rather than a refused connection.
+const maxConns = 256 << 10
 
 // NewServer returns a bid listener that enriches from ix and counts into m.
 func NewServer(cfg Config, ix *segments.Index, m *Metrics, log *zap.Logger) (*Server, error) {
@@ -117,6 +151,7 @@ func NewServer(cfg Config, ix *segments.Index, m *Metrics, log *zap.Logger) (*Se
 		Handler:               s.Handle,
 		ErrorHandler:          s.handleReadError,
 		Name:                  "segd",
+		Concurrency:           maxConns,
 		MaxRequestBodySize:    cfg.MaxBodySize,
 		ReadBufferSize:        cfg.MaxHeaderSize,
 		ReadTimeout:           cfg.ReadTimeout,
@@ -132,13 +167,37 @@ func NewServer(cfg Config, ix *segments.Index, m *Metrics, log *zap.Logger) (*Se
 
 // connLogger takes fasthttp's connection-level messages (a client that sent garbage or
 // went away) at debug level: they are the client's failures, counted in metrics, and
-// logging each at a higher level would let any client flood the log.
+// logging each at a higher level would let any client flood the log. fasthttp quotes the
+// bytes it could not read, which may hold raw IDs, and the peer's address; every quoted
+// part is blanked, so only the kind of failure is logged.
 type connLogger struct{ log *zap.Logger }
 
 func (l connLogger) Printf(format string, args ...any) {
 	if ce := l.log.Check(zap.DebugLevel, "bid connection error"); ce != nil {
-		ce.Write(zap.String("detail", fmt.Sprintf(format, args...)))
+		ce.Write(zap.String("detail", blankQuoted(fmt.Sprintf(format, args...))))
 	}
+}
+
+// maxDetail bounds a logged connection error, in bytes.
+const maxDetail = 300
+
+// blankQuoted replaces the content of every double-quoted part of s with "...", and cuts
+// the result to maxDetail bytes. An unterminated quote blanks the rest.
+func blankQuoted(s string) string {
+	b := make([]byte, 0, min(len(s), maxDetail))
+	for i := 0; i < len(s) && len(b) < maxDetail; i++ {
+		b = append(b, s[i])
+		if s[i] != '"' {
+			continue
+		}
+		for i++; i < len(s) && s[i] != '"'; i++ {
+			if s[i] == '\\' {
+				i++
+			}
+		}
+		b = append(b, "...\""...)
+	}
+	return string(b[:min(len(b), maxDetail)])
 }
 
 // Serve accepts connections on ln until Shutdown.
@@ -185,6 +244,7 @@ var (
 	errNoUpstream  = errors.New("proxy mode is off: start segd with --upstream")
 	errUpstream    = errors.New("upstream bidder failed")
 	errUpTimeout   = errors.New("upstream bidder timed out")
+	errOverload    = errors.New("overloaded: too many requests in flight")
 )
 
 // handleReadError answers requests that fasthttp could not read.

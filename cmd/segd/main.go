@@ -25,6 +25,8 @@ Commands:
   import     stream onboarding files to a running server
   segments   list, define and count segments on a running server
   bench      load-testing helpers (echo baseline)
+  backup     save a full or incremental backup of a running server
+  restore    rebuild a data folder from backup files (offline)
   version    print the version
 `
 
@@ -59,6 +61,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSegments(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args[1:], stdout, stderr)
+	case "restore":
+		return runRestore(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "segd", version)
 		return nil
