@@ -119,6 +119,9 @@ type listeners struct {
 	bidAddr   string // as bound, with the port chosen
 	adminAddr string
 	failed    chan error
+
+	collect     *bidder.Collector // nil when --collect-addr is empty
+	collectAddr string
 }
 
 func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logger) (
@@ -129,6 +132,7 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 		MaxHeaderSize: cfg.MaxHeaderSize, ReadTimeout: cfg.ReadTimeout,
 		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
 		Upstream: cfg.Upstream, UpstreamTimeout: cfg.UpstreamTimeout,
+		TmaxMargin: cfg.TmaxMargin, MaxBudget: cfg.MaxBudget, MaxInflight: cfg.MaxInflight,
 	}, ix, m, log)
 	if err != nil {
 		return nil, err
@@ -137,7 +141,7 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 	if err != nil {
 		return nil, fmt.Errorf("bid listener: %w", err)
 	}
-	l := &listeners{bid: bid, bidAddr: bidLn.Addr().String(), failed: make(chan error, 2)}
+	l := &listeners{bid: bid, bidAddr: bidLn.Addr().String(), failed: make(chan error, 3)}
 	go func() {
 		if err := bid.Serve(bidLn); err != nil {
 			l.failed <- fmt.Errorf("bid listener: %w", err)
@@ -145,6 +149,10 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 	}()
 	log.Info("bid listener started", zap.String("addr", bidLn.Addr().String()),
 		zap.Bool("proxy", cfg.Upstream != ""))
+	if err := l.startCollect(cfg, db, log); err != nil {
+		bid.Shutdown()
+		return nil, err
+	}
 
 	if cfg.AdminAddr == "" {
 		return l, nil
@@ -152,6 +160,7 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
 	if err != nil {
 		bid.Shutdown()
+		l.shutdownCollect(log)
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	l.adminAddr = adminLn.Addr().String()
@@ -170,6 +179,39 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 	return l, nil
 }
 
+// startCollect starts the public collect listener when --collect-addr is set.
+func (l *listeners) startCollect(cfg *config, db *store.DB, log *zap.Logger) error {
+	if cfg.CollectAddr == "" {
+		return nil
+	}
+	c, err := bidder.NewCollector(cfg.collectConfig(), db, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.CollectAddr)
+	if err != nil {
+		return fmt.Errorf("collect listener: %w", err)
+	}
+	l.collect, l.collectAddr = c, ln.Addr().String()
+	go func() {
+		if err := c.Serve(ln); err != nil {
+			l.failed <- fmt.Errorf("collect listener: %w", err)
+		}
+	}()
+	log.Info("collect listener started", zap.String("addr", l.collectAddr),
+		zap.String("source", cfg.CollectSource), zap.String("id_type", cfg.CollectIDType))
+	return nil
+}
+
+func (l *listeners) shutdownCollect(log *zap.Logger) {
+	if l.collect == nil {
+		return
+	}
+	if err := l.collect.Shutdown(); err != nil {
+		log.Warn("collect listener shutdown failed", zap.Error(err))
+	}
+}
+
 // shutdown stops accepting, lets in-flight requests finish within timeout, and returns.
 func (l *listeners) shutdown(timeout time.Duration, log *zap.Logger) {
 	start := time.Now()
@@ -178,6 +220,7 @@ func (l *listeners) shutdown(timeout time.Duration, log *zap.Logger) {
 		if err := l.bid.Shutdown(); err != nil {
 			log.Warn("bid listener shutdown failed", zap.Error(err))
 		}
+		l.shutdownCollect(log)
 		close(done)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
