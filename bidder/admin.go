@@ -27,6 +27,15 @@ type Store interface {
 	Import(ctx context.Context, source string, f segments.Format, r io.Reader) (
 		segments.ImportResult, error)
 	Events(ctx context.Context, r io.Reader) (segments.ImportResult, error)
+	Deleter
+}
+
+// Deleter deletes profiles for privacy. Package store's DB implements it.
+type Deleter interface {
+	// DeleteProfile deletes the profile linked to id with every ID it holds, suppresses
+	// those IDs and id itself so that nothing links them again, and returns the number of
+	// profiles deleted.
+	DeleteProfile(ctx context.Context, id segments.ID) (deleted int, err error)
 }
 
 // AdminConfig configures the admin API.
@@ -73,6 +82,7 @@ func (a *Admin) routes() {
 	m.HandleFunc("POST /v1/count", a.auth(a.count))
 	m.HandleFunc("GET /v1/overlap", a.auth(a.overlap))
 	m.HandleFunc("GET /v1/profiles", a.auth(a.profile))
+	m.HandleFunc("DELETE /v1/profiles", a.auth(a.deleteProfile))
 	m.HandleFunc("GET /debug/pprof/", a.auth(pprof.Index))
 	m.HandleFunc("GET /debug/pprof/cmdline", a.auth(pprof.Cmdline))
 	m.HandleFunc("GET /debug/pprof/profile", a.auth(pprof.Profile))
@@ -350,11 +360,9 @@ func (a *Admin) count(w http.ResponseWriter, r *http.Request) {
 // profile explains what segd knows of the profile behind one ID: its live traits and
 // segments.
 func (a *Admin) profile(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	typ, value := q.Get("type"), q.Get("id")
-	id := segments.ID{Type: typ, Value: value}
-	if err := id.Validate(); err != nil {
-		a.writeErr(w, badRequest{err})
+	id, err := queryID(r)
+	if err != nil {
+		a.writeErr(w, err)
 		return
 	}
 	p, ok := a.ix.LookupProfile(a.ix.Hasher().Hash(id), time.Now())
@@ -365,4 +373,40 @@ func (a *Admin) profile(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"profile": p.Profile, "ids": p.IDs, "traits": p.Traits, "events": p.Events,
 		"segments": p.Segments})
+}
+
+// queryID returns the ID named by ?type=...&id=..., type as in segments.ID.
+func queryID(r *http.Request) (segments.ID, error) {
+	q := r.URL.Query()
+	id := segments.ID{Type: q.Get("type"), Value: q.Get("id")}
+	if err := id.Validate(); err != nil {
+		return id, badRequest{err}
+	}
+	return id, nil
+}
+
+// deleteProfile deletes the profile behind one ID with all of its IDs, and suppresses
+// them (opt-out). It answers how many profiles went and how many IDs are now suppressed
+// by it: the IDs the profile held, or the one ID given when none was linked to it. The
+// count is read just before the deletion, so a link made meanwhile is deleted but not
+// counted.
+func (a *Admin) deleteProfile(w http.ResponseWriter, r *http.Request) {
+	id, err := queryID(r)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	ids := 1
+	if p, ok := a.ix.LookupProfile(a.ix.Hasher().Hash(id), time.Now()); ok {
+		ids = max(p.IDs, 1)
+	}
+	n, err := a.store.DeleteProfile(r.Context(), id)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	if n == 0 {
+		ids = 1
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"deleted_profiles": n, "suppressed_ids": ids})
 }

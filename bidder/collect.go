@@ -177,11 +177,13 @@ type Recorder interface {
 }
 
 // Collector is the public collect listener: GET /px records a first-party event against
-// the cookie ID, GET /sync links a partner's ID to it, GET /healthz answers ok. HEAD is
-// answered like GET but records nothing. Safe for concurrent use.
+// the cookie ID, GET /sync links a partner's ID to it, GET or POST /optout deletes the
+// cookie ID's profile (see Deleter), GET /healthz answers ok. HEAD is answered like GET
+// but records and deletes nothing. Safe for concurrent use.
 type Collector struct {
 	cfg      CollectConfig
 	rec      Recorder
+	del      Deleter // rec, when it implements Deleter; else nil and /optout answers 501
 	log      *zap.Logger
 	srv      *fasthttp.Server
 	exact    map[string]bool // RedirectHosts matched whole, lower case
@@ -199,6 +201,7 @@ func NewCollector(cfg CollectConfig, rec Recorder, log *zap.Logger) (*Collector,
 		return nil, fmt.Errorf("collect config: %w", err)
 	}
 	c := &Collector{cfg: cfg, rec: rec, log: log, exact: map[string]bool{}}
+	c.del, _ = rec.(Deleter)
 	for _, h := range cfg.RedirectHosts {
 		h = strings.ToLower(h)
 		if strings.HasPrefix(h, ".") {
@@ -226,12 +229,14 @@ func NewCollector(cfg CollectConfig, rec Recorder, log *zap.Logger) (*Collector,
 }
 
 // collectConnLogger takes fasthttp's connection-level messages at debug level, as
-// connLogger does for the bid listener: they are the clients' failures.
+// connLogger does for the bid listener: they are the clients' failures. fasthttp quotes
+// the request it could not read, cookie IDs and sync partner IDs included, so every
+// quoted part is blanked, as connLogger does.
 type collectConnLogger struct{ log *zap.Logger }
 
 func (l collectConnLogger) Printf(format string, args ...any) {
 	if ce := l.log.Check(zap.DebugLevel, "collect connection error"); ce != nil {
-		ce.Write(zap.String("detail", fmt.Sprintf(format, args...)))
+		ce.Write(zap.String("detail", blankQuoted(fmt.Sprintf(format, args...))))
 	}
 }
 
@@ -265,12 +270,20 @@ func (c *Collector) Handle(ctx *fasthttp.RequestCtx) {
 		ep = epPixel
 	case "/sync":
 		ep = epSync
+	case "/optout":
+		ep = epOptout
 	case "/healthz":
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, errNotFound)
 		return
 	}
-	if !ctx.IsGet() && !ctx.IsHead() {
+	if ep == epOptout && !ctx.IsGet() && !ctx.IsHead() && !ctx.IsPost() {
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD, POST")
+		writeError(ctx, fasthttp.StatusMethodNotAllowed, errOptoutMethod)
+		res = crBadRequest
+		return
+	}
+	if ep != epOptout && !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, errCollectMethod)
 		res = crBadRequest
@@ -281,6 +294,8 @@ func (c *Collector) Handle(ctx *fasthttp.RequestCtx) {
 		res = c.pixel(ctx)
 	case epSync:
 		res = c.sync(ctx)
+	case epOptout:
+		res = c.optout(ctx)
 	default:
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("ok\n")
@@ -385,6 +400,78 @@ func (c *Collector) sync(ctx *fasthttp.RequestCtx) collectResult {
 	return res
 }
 
+var errOptoutMethod = errors.New("method not allowed: use GET or POST")
+
+// The plain-text answers of /optout, for the person who clicked an opt-out link.
+const (
+	optoutDone = "Done: the data linked to this browser's ID is deleted, and that ID " +
+		"will never be linked again.\n"
+	optoutNothing = "Nothing to delete: this browser carries no ID of ours.\n"
+	optoutFailed  = "The opt-out did not go through. Please try again later.\n"
+	optoutOff     = "Opt-out is not available on this server.\n"
+)
+
+// optout deletes the profile of the cookie ID, with every ID linked to it (partner IDs
+// from syncs included), suppresses them all, and clears the cookie. It answers a short
+// confirmation in plain text. Without a cookie ID there is nothing to delete; a HEAD
+// deletes nothing; when the store fails the cookie stays, so that a retry can find the
+// profile.
+//
+// Only the cookie names what to delete, so a page cannot opt out anyone but the browser
+// that loads it. A later /px or /sync from the same browser gets a new cookie ID, which
+// starts a new profile: the opt-out deletes what was known and blocks the old ID, but
+// does not mark the browser.
+func (c *Collector) optout(ctx *fasthttp.RequestCtx) collectResult {
+	ctx.SetContentType("text/plain; charset=utf-8")
+	v := ctx.Request.Header.Cookie(c.cfg.CookieName)
+	if !validCookieID(v) {
+		if len(v) > 0 {
+			c.clearCookie(ctx)
+		}
+		ctx.SetBodyString(optoutNothing)
+		return crRecorded
+	}
+	if ctx.IsHead() {
+		return crHead
+	}
+	if c.del == nil {
+		ctx.SetStatusCode(fasthttp.StatusNotImplemented)
+		ctx.SetBodyString(optoutOff)
+		return crFailed
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), c.cfg.RecordTimeout)
+	defer cancel()
+	_, err := c.del.DeleteProfile(dctx, segments.ID{Type: c.cfg.IDType, Value: string(v)})
+	if err != nil {
+		res := classifyRecordErr(err)
+		if c.mayWarn() {
+			c.log.Warn("collect opt-out failed", zap.String("result", collectResultNames[res]),
+				zap.Error(err))
+		}
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString(optoutFailed)
+		return res
+	}
+	c.clearCookie(ctx)
+	ctx.SetBodyString(optoutDone)
+	return crRecorded
+}
+
+// clearCookie tells the browser to drop the cookie now (Max-Age=0), with the same name,
+// path and domain that setCookie gives it.
+func (c *Collector) clearCookie(ctx *fasthttp.RequestCtx) {
+	ck := fasthttp.AcquireCookie()
+	defer fasthttp.ReleaseCookie(ck)
+	ck.SetKey(c.cfg.CookieName)
+	ck.SetPath("/")
+	ck.SetDomain(c.cfg.CookieDomain)
+	ck.SetMaxAge(-1) // written as Max-Age=0
+	ck.SetHTTPOnly(true)
+	ck.SetSecure(true)
+	ck.SetSameSite(fasthttp.CookieSameSiteNoneMode)
+	ctx.Response.Header.SetCookie(ck)
+}
+
 // redirectURL returns raw with SyncIDMacro replaced by id, if it is an absolute http or
 // https URL to an allowed host without user info.
 func (c *Collector) redirectURL(raw, id string) (string, error) {
@@ -476,7 +563,7 @@ func (c *Collector) record(ctx *fasthttp.RequestCtx, ev segments.EventLine) coll
 	defer cancel()
 	err := c.rec.Record(rctx, ev)
 	res := classifyRecordErr(err)
-	if res != crRecorded {
+	if res != crRecorded && res != crOptedOut {
 		c.warn(res, err)
 	}
 	return res
@@ -494,6 +581,9 @@ func classifyRecordErr(err error) collectResult {
 		// its message until it wraps the error itself.
 		strings.Contains(err.Error(), segments.ErrUnknownSource.Error()):
 		return crUnknownSource
+	case errors.Is(err, segments.ErrOptedOut),
+		strings.Contains(err.Error(), segments.ErrOptedOut.Error()):
+		return crOptedOut
 	}
 	return crFailed
 }
@@ -502,13 +592,19 @@ func classifyRecordErr(err error) collectResult {
 const warnEvery = time.Minute
 
 func (c *Collector) warn(res collectResult, err error) {
-	now := time.Now().UnixNano()
-	last := c.lastWarn.Load()
-	if now-last < int64(warnEvery) || !c.lastWarn.CompareAndSwap(last, now) {
+	if !c.mayWarn() {
 		return
 	}
 	c.log.Warn("collect event not recorded", zap.String("result", collectResultNames[res]),
 		zap.String("source", c.cfg.Source), zap.Error(err))
+}
+
+// mayWarn reports whether a warning may be logged now: at most one per warnEvery across the
+// listener.
+func (c *Collector) mayWarn() bool {
+	now := time.Now().UnixNano()
+	last := c.lastWarn.Load()
+	return now-last >= int64(warnEvery) && c.lastWarn.CompareAndSwap(last, now)
 }
 
 // writePixel answers the transparent GIF, naming in X-Segd-Refused why the event was not
@@ -558,10 +654,13 @@ type collectEndpoint uint8
 const (
 	epPixel collectEndpoint = iota
 	epSync
+	// epOptout counts recorded when the store acknowledged the deletion or there was no
+	// cookie ID to delete, and timeout or failed when the deletion did not go through.
+	epOptout
 	numCollectEndpoints
 )
 
-var collectEndpointNames = [numCollectEndpoints]string{"px", "sync"}
+var collectEndpointNames = [numCollectEndpoints]string{"px", "sync", "optout"}
 
 // collectResult is how a collect request ended. Every result but recorded and head is also
 // the value of X-Segd-Refused on answers that reach the pixel or the redirect.
@@ -577,12 +676,13 @@ const (
 	crTimeout                            // the store did not answer within RecordTimeout
 	crFailed                             // the store failed or refused otherwise
 	crPanic                              // the handler panicked and answered the pixel
+	crOptedOut                           // every ID of the event was deleted by an opt-out
 	numCollectResults
 )
 
 var collectResultNames = [numCollectResults]string{
 	"recorded", "head", "bad_request", "bad_trait", "too_many_traits", "unknown_source",
-	"timeout", "failed", "panic",
+	"timeout", "failed", "panic", "opted_out",
 }
 
 // WritePrometheus writes the collect listener's counters in the Prometheus text format.

@@ -39,6 +39,7 @@ type Index struct {
 	live        *roaring.Bitmap            // every profile that exists
 	nextProfile uint32
 	expiry      map[uint32][]uint32 // expiry bucket -> profiles with a membership ending in it
+	suppressed  map[uint64]struct{} // ID hashes never to be linked again; nil until the first
 }
 
 // segState is a defined segment. Writer lock held for every field but def.

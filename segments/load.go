@@ -9,7 +9,8 @@ import (
 )
 
 // Loader fills an Index from persisted state at start-up. Call its methods in any order,
-// then Finish. It is used before the Index serves, so it takes no care of readers.
+// but Suppressed before Profile, then Finish. It is used before the Index serves, so it
+// takes no care of readers.
 type Loader struct {
 	ix   *Index
 	now  uint32
@@ -61,9 +62,17 @@ func (l *Loader) NextProfile(n uint32) {
 // Profile registers one persisted profile. Lapsed memberships and days past the retention
 // are kept, as a live index keeps them until its sweep: they are never served, and the
 // first sweep deletes them from the index and the store. It reports an error for a record
-// that names an unknown trait.
+// that names an unknown trait, and refuses a record that holds a suppressed ID with an
+// error wrapping ErrOptedOut, for the caller to skip: such a record outlived the deletion
+// that suppressed the ID (an old backup restored, say) and must not come back.
 func (l *Loader) Profile(rec ProfileRecord) error {
 	ix := l.ix
+	for _, h := range rec.IDs {
+		if _, ok := ix.suppressed[h]; ok {
+			ix.nextProfile = max(ix.nextProfile, rec.Profile+1) // never reuse its ordinal
+			return fmt.Errorf("profile %d: %w", rec.Profile, ErrOptedOut)
+		}
+	}
 	traits := slices.Clone(rec.Traits)
 	slices.SortFunc(traits, func(a, b Membership) int { return int(int64(a.Trait) - int64(b.Trait)) })
 	events := slices.Clone(rec.Events)

@@ -11,6 +11,8 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrInUse    = errors.New("in use")
+	// ErrOptedOut marks data refused because every ID it names was deleted and suppressed.
+	ErrOptedOut = errors.New("id opted out")
 )
 
 // Txn is a set of changes to the Index, prepared under its writer lock. The caller builds
@@ -23,6 +25,10 @@ type Txn struct {
 	order  []uint32          // drafted profiles in first-touch order
 	links  map[uint64]uint32 // ID hash -> profile, NoProfile to unlink
 	next   uint32
+	// suppress holds the ID hashes this Txn adds to the suppression list, in order; supp
+	// holds the same hashes as a set, nil until the first.
+	suppress []uint64
+	supp     map[uint64]struct{}
 
 	putSources  []Source
 	delSources  []string
@@ -92,10 +98,16 @@ func (t *Txn) draftOf(p uint32) *draft {
 
 // Resolve returns the profile that the ID hashes belong to, linking the unknown ones to it.
 // It creates a profile when none is known, and merges profiles when the IDs were linked to
-// different ones, so that one person is one profile.
+// different ones, so that one person is one profile. Suppressed IDs are ignored: when every
+// ID is suppressed, Resolve returns NoProfile, which Add, AddEvent and Remove ignore.
 func (t *Txn) Resolve(ids []uint64) uint32 {
 	target := NoProfile
+	live := 0
 	for _, h := range ids {
+		if t.suppressed(h) {
+			continue
+		}
+		live++
 		p := t.profileOf(h)
 		switch {
 		case p == NoProfile || p == target:
@@ -105,13 +117,16 @@ func (t *Txn) Resolve(ids []uint64) uint32 {
 			t.merge(target, p)
 		}
 	}
+	if live == 0 {
+		return NoProfile
+	}
 	if target == NoProfile {
 		target = t.next
 		t.next++
 	}
 	d := t.draftOf(target)
 	for _, h := range ids {
-		if t.profileOf(h) != target {
+		if !t.suppressed(h) && t.profileOf(h) != target {
 			t.links[h] = target
 			d.ids = append(d.ids, h)
 		}
@@ -146,6 +161,9 @@ func (t *Txn) merge(into, from uint32) {
 // AddEvent records that profile p showed trait on day (see Day). Days older than the
 // retention are the caller's to refuse; the sweep drops them.
 func (t *Txn) AddEvent(p uint32, trait string, day uint16) {
+	if p == NoProfile {
+		return
+	}
 	e := Event{Trait: t.ix.traitOrdinal(trait), Day: day}
 	d := t.draftOf(p)
 	if i, ok := slices.BinarySearchFunc(d.events, e, cmpEvent); !ok {
@@ -158,6 +176,9 @@ func (t *Txn) Retention() int { return int(t.ix.retention) }
 
 // Add gives profile p the trait until the given unix second, replacing an earlier expiry.
 func (t *Txn) Add(p uint32, trait string, until uint32) {
+	if p == NoProfile {
+		return
+	}
 	ord := t.ix.traitOrdinal(trait)
 	d := t.draftOf(p)
 	i, ok := findTrait(d.traits, ord)
@@ -172,7 +193,7 @@ func (t *Txn) Add(p uint32, trait string, until uint32) {
 // deleted and its IDs unlinked, as Expire does with one whose traits all lapsed.
 func (t *Txn) Remove(p uint32, trait string) {
 	ord, ok := t.ix.traitIDs[trait]
-	if !ok {
+	if !ok || p == NoProfile {
 		return
 	}
 	d := t.draftOf(p)
@@ -287,6 +308,7 @@ func (t *Txn) Changes() Changes {
 		DeletedSources:  t.delSources,
 		PutSegments:     t.putSegments,
 		DeletedSegments: t.delSegments,
+		Suppressed:      t.suppress,
 	}
 	newTraits := make(map[uint32]bool)
 	for _, p := range t.order {
@@ -362,6 +384,9 @@ func (t *Txn) Commit() {
 	}
 	for h, p := range t.links {
 		ix.dict.set(h, p)
+	}
+	for _, h := range t.suppress {
+		ix.suppress(h)
 	}
 	for _, p := range t.order {
 		t.drafts[p].eachTrait(func(tr uint32) { ix.traitStored[tr] = true })

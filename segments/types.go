@@ -147,7 +147,8 @@ type TraitName struct {
 // Changes is what a Txn will change, for the store to persist before Commit.
 type Changes struct {
 	Profiles        []ProfileRecord // new or changed profiles
-	Deleted         []uint32        // profiles removed (merged into another)
+	Deleted         []uint32        // profiles removed (merged, lapsed or deleted)
+	Suppressed      []uint64        // ID hashes that join the suppression list (Txn.Delete)
 	Traits          []TraitName     // trait ordinals used for the first time
 	PutSources      []Source
 	DeletedSources  []string
@@ -160,7 +161,7 @@ type Changes struct {
 func (c *Changes) Empty() bool {
 	return len(c.Profiles) == 0 && len(c.Deleted) == 0 && len(c.Traits) == 0 &&
 		len(c.PutSources) == 0 && len(c.DeletedSources) == 0 &&
-		len(c.PutSegments) == 0 && len(c.DeletedSegments) == 0
+		len(c.PutSegments) == 0 && len(c.DeletedSegments) == 0 && len(c.Suppressed) == 0
 }
 
 func unixSeconds(t time.Time) uint32 {

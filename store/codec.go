@@ -16,6 +16,7 @@ import (
 //	g/<segment id>  segment JSON
 //	t/<ordinal>     trait name; ordinal is 4 bytes big-endian
 //	p/<profile>     profile record; profile is 4 bytes big-endian
+//	x/<hash>        empty: the ID hash, 8 bytes big-endian, is suppressed (opted out)
 var (
 	keyFingerprint = []byte("m/fingerprint")
 	keyNext        = []byte("m/next")
@@ -24,12 +25,17 @@ var (
 	prefixSegment  = []byte("g/")
 	prefixTrait    = []byte("t/")
 	prefixProfile  = []byte("p/")
+	prefixSuppress = []byte("x/")
 )
 
 const schemaVersion = 1
 
 func ordinalKey(prefix []byte, n uint32) []byte {
 	return binary.BigEndian.AppendUint32(append([]byte(nil), prefix...), n)
+}
+
+func hashKey(prefix []byte, h uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), h)
 }
 
 func nameKey(prefix []byte, name string) []byte {

@@ -164,6 +164,11 @@ func (db *DB) write(c *segments.Changes) error {
 			return fmt.Errorf("delete profile: %w", err)
 		}
 	}
+	for _, h := range c.Suppressed {
+		if err := wb.Set(hashKey(prefixSuppress, h), []byte{}); err != nil {
+			return fmt.Errorf("write suppressed id: %w", err)
+		}
+	}
 	for _, tr := range c.Traits {
 		if err := wb.Set(ordinalKey(prefixTrait, tr.Ordinal), []byte(tr.Name)); err != nil {
 			return fmt.Errorf("write trait: %w", err)

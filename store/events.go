@@ -10,9 +10,9 @@ import (
 
 // Events reads NDJSON event lines from r and records them in durable batches: each trait
 // of an event in the bucket of its day, and the source's visit trait. Lines that fail to
-// parse, name an unknown source, or fall outside the retention or the clock skew are
-// reported and never stop the others. As with Import, every accepted line is durable when
-// Events returns.
+// parse, name an unknown source, fall outside the retention or the clock skew, or name only
+// opted-out IDs are reported and never stop the others. As with Import, every accepted
+// line is durable when Events returns.
 func (db *DB) Events(ctx context.Context, r io.Reader) (segments.ImportResult, error) {
 	res, err := ingest(ctx, r, segments.ParseEventLine, db.applyEvents)
 	if err != nil {
@@ -21,7 +21,8 @@ func (db *DB) Events(ctx context.Context, r io.Reader) (segments.ImportResult, e
 	return res, nil
 }
 
-// applyEvents writes one batch of events in a single durable Txn.
+// applyEvents writes one batch of events in a single durable Txn. An event whose IDs are all
+// suppressed is rejected.
 func (db *DB) applyEvents(batch []numbered[segments.EventLine], res *segments.ImportResult) error {
 	now := db.cfg.Now()
 	h := db.ix.Hasher()
@@ -44,6 +45,10 @@ func (db *DB) applyEvents(batch []numbered[segments.EventLine], res *segments.Im
 			ids = append(ids, h.Hash(id))
 		}
 		p := t.Resolve(ids)
+		if p == segments.NoProfile {
+			res.Reject(nl.num, segments.ErrOptedOut)
+			continue
+		}
 		if !ev.NoVisit {
 			t.AddEvent(p, ev.Source+":"+segments.VisitKey, day)
 		}

@@ -22,9 +22,9 @@ type numbered[L any] struct {
 }
 
 // Import reads onboarding lines of the given source from r and applies them in durable
-// batches. Lines that fail to parse are reported and never stop the others. Every line
-// counted as accepted is durable when Import returns, even with an error: the error says
-// why the rest was not read or not written.
+// batches. Lines that fail to parse, or whose IDs are all opted out, are reported and
+// never stop the others. Every line counted as accepted is durable when Import returns,
+// even with an error: the error says why the rest was not read or not written.
 func (db *DB) Import(ctx context.Context, source string, f segments.Format, r io.Reader) (
 	segments.ImportResult, error) {
 	parse, err := lineParser(f)
@@ -144,7 +144,8 @@ func lineParser(f segments.Format) (func([]byte) (segments.Line, error), error) 
 	return nil, fmt.Errorf("format %q: want tsv or ndjson", f)
 }
 
-// applyLines writes one batch in a single durable Txn.
+// applyLines writes one batch in a single durable Txn. A line whose IDs are all suppressed
+// is rejected.
 func (db *DB) applyLines(source string, batch []numbered[segments.Line],
 	res *segments.ImportResult) error {
 	now := db.cfg.Now()
@@ -155,6 +156,7 @@ func (db *DB) applyLines(source string, batch []numbered[segments.Line],
 		t.Rollback()
 		return fmt.Errorf("source deleted meanwhile: %w", segments.ErrUnknownSource)
 	}
+	accepted := 0
 	var ids []uint64
 	for _, pl := range batch {
 		ids = ids[:0]
@@ -162,6 +164,11 @@ func (db *DB) applyLines(source string, batch []numbered[segments.Line],
 			ids = append(ids, h.Hash(id))
 		}
 		p := t.Resolve(ids)
+		if p == segments.NoProfile {
+			res.Reject(pl.num, segments.ErrOptedOut)
+			continue
+		}
+		accepted++
 		ttl := pl.line.TTL
 		if ttl == 0 {
 			ttl = src.TTL
@@ -177,7 +184,7 @@ func (db *DB) applyLines(source string, batch []numbered[segments.Line],
 	if err := db.Apply(t); err != nil {
 		return fmt.Errorf("lines %d-%d: %w", batch[0].num, batch[len(batch)-1].num, err)
 	}
-	res.Accepted += len(batch)
+	res.Accepted += accepted
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,6 +21,10 @@ type LoadStats struct {
 	Sources  int
 	Segments int
 	Took     time.Duration
+	// Suppressed counts the opted-out ID hashes; Stale the profile records that still
+	// held one, which are skipped and deleted.
+	Suppressed int
+	Stale      int
 }
 
 // Load rebuilds the index from the store, marks it ready, and starts the background sweeps
@@ -28,17 +33,21 @@ func (db *DB) Load(ctx context.Context) (LoadStats, error) {
 	start := time.Now()
 	var st LoadStats
 	l := db.ix.NewLoader(db.cfg.Now())
+	var stale []uint32
 	err := db.bdb.View(func(tx *badger.Txn) error {
 		steps := []func(context.Context, *badger.Txn, *segments.Loader, *LoadStats) error{
-			loadMeta, loadTraits, loadDefinitions, loadProfiles,
+			loadMeta, loadTraits, loadDefinitions, loadSuppressed,
 		}
 		for _, step := range steps {
 			if err := step(ctx, tx, l, &st); err != nil {
 				return err
 			}
 		}
-		return nil
+		return loadProfiles(ctx, tx, l, &st, &stale)
 	})
+	if err == nil {
+		err = db.deleteStale(stale)
+	}
 	if err != nil {
 		return st, fmt.Errorf("load index: %w", err)
 	}
@@ -102,7 +111,22 @@ func loadDefinitions(ctx context.Context, tx *badger.Txn, l *segments.Loader, st
 	})
 }
 
-func loadProfiles(ctx context.Context, tx *badger.Txn, l *segments.Loader, st *LoadStats) error {
+// loadSuppressed registers the opted-out ID hashes; it must run before loadProfiles.
+func loadSuppressed(ctx context.Context, tx *badger.Txn, l *segments.Loader, st *LoadStats) error {
+	return scan(ctx, tx, prefixSuppress, func(k, _ []byte) error {
+		if len(k) != len(prefixSuppress)+8 {
+			return fmt.Errorf("bad suppressed id key %q", k)
+		}
+		st.Suppressed++
+		l.Suppressed(binary.BigEndian.Uint64(k[len(prefixSuppress):]))
+		return nil
+	})
+}
+
+// loadProfiles registers every profile record, appending to stale the ordinals of those
+// that hold a suppressed ID.
+func loadProfiles(ctx context.Context, tx *badger.Txn, l *segments.Loader, st *LoadStats,
+	stale *[]uint32) error {
 	return scan(ctx, tx, prefixProfile, func(k, v []byte) error {
 		if len(k) != len(prefixProfile)+4 {
 			return fmt.Errorf("bad profile key %q", k)
@@ -112,9 +136,38 @@ func loadProfiles(ctx context.Context, tx *badger.Txn, l *segments.Loader, st *L
 		if err != nil {
 			return fmt.Errorf("profile %d: %w", p, err)
 		}
+		err = l.Profile(rec)
+		switch {
+		case errors.Is(err, segments.ErrOptedOut):
+			st.Stale++
+			*stale = append(*stale, p)
+			return nil
+		case err != nil:
+			return err
+		}
 		st.Profiles++
-		return l.Profile(rec)
+		return nil
 	})
+}
+
+// deleteStale deletes the profile records that held a suppressed ID. Only a store written
+// out of order has them, such as one restored from a backup older than a deletion.
+func (db *DB) deleteStale(stale []uint32) error {
+	if len(stale) == 0 {
+		return nil
+	}
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	for _, p := range stale {
+		if err := wb.Delete(ordinalKey(prefixProfile, p)); err != nil {
+			return fmt.Errorf("delete stale profile: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("delete stale profiles: %w", err)
+	}
+	db.log.Warn("deleted profiles that held opted-out ids", zap.Int("profiles", len(stale)))
+	return nil
 }
 
 // scan calls fn for every key with prefix. k and v are valid only during the call.
