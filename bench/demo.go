@@ -1,5 +1,10 @@
-// Package bench is segd's load harness and data generator: deterministic populations of
-// profiles, onboarding files and bid requests built from a seed. It holds no server code.
+// Package bench is segd's load harness and data generator. Run sends bid requests to a
+// target in an open loop (a constant rate, each request timed from its intended send time,
+// so a stalled target cannot hide) or a closed loop (as fast as a set of connections
+// allows), and reports latency percentiles, errors by class and the share of enriched
+// responses, as text, JSON or an HTML page. Generate writes deterministic populations of
+// profiles, onboarding files and bid requests from a seed. Only the echo baseline is
+// server code; segd's own servers never go here.
 package bench
 
 import (
