@@ -28,6 +28,7 @@ type Store interface {
 		segments.ImportResult, error)
 	Events(ctx context.Context, r io.Reader) (segments.ImportResult, error)
 	Deleter
+	Backuper
 }
 
 // Deleter deletes profiles for privacy. Package store's DB implements it.
@@ -82,6 +83,7 @@ func (a *Admin) routes() {
 	m.HandleFunc("POST /v1/count", a.auth(a.count))
 	m.HandleFunc("GET /v1/overlap", a.auth(a.overlap))
 	m.HandleFunc("GET /v1/profiles", a.auth(a.profile))
+	m.HandleFunc("GET /v1/backup", a.auth(BackupHandler(a.store, a.log)))
 	m.HandleFunc("DELETE /v1/profiles", a.auth(a.deleteProfile))
 	m.HandleFunc("GET /debug/pprof/", a.auth(pprof.Index))
 	m.HandleFunc("GET /debug/pprof/cmdline", a.auth(pprof.Cmdline))
@@ -170,6 +172,8 @@ func (a *Admin) writeErr(w http.ResponseWriter, err error) {
 		writeJSONError(w, http.StatusNotFound, err)
 	case errors.Is(err, segments.ErrInUse):
 		writeJSONError(w, http.StatusConflict, err)
+	case errors.Is(err, segments.ErrNoSpace):
+		writeJSONError(w, http.StatusInsufficientStorage, err)
 	default:
 		a.log.Error("admin request failed", zap.Error(err))
 		writeJSONError(w, http.StatusInternalServerError, err)

@@ -193,5 +193,8 @@ func (r *ImportResult) Trim() {
 	}
 }
 
+// ErrNoSpace means the store refused a write for lack of disk space.
+var ErrNoSpace = errors.New("not enough free disk space")
+
 // ErrUnknownSource means an import names a source that is not defined.
 var ErrUnknownSource = errors.New("unknown source")

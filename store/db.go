@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -140,6 +141,12 @@ func (db *DB) Apply(t *segments.Txn) error {
 		t.Commit()
 		return nil
 	}
+	if grows(&c) {
+		if err := db.checkSpace(); err != nil {
+			t.Rollback()
+			return err
+		}
+	}
 	if err := db.write(&c); err != nil {
 		t.Rollback()
 		return err
@@ -234,4 +241,33 @@ func (l badgerLogger) Infof(f string, a ...any) {
 
 func (l badgerLogger) Debugf(f string, a ...any) {
 	l.log.Debug("badger debug", zap.String("detail", fmt.Sprintf(f, a...)))
+}
+
+// grows reports whether c adds data, as opposed to only deleting it: deletions and
+// opt-outs must go through even on a nearly full disk.
+func grows(c *segments.Changes) bool {
+	return len(c.Profiles) > 0 || len(c.Traits) > 0 || len(c.PutSources) > 0 ||
+		len(c.PutSegments) > 0
+}
+
+// checkSpace refuses a write while the data folder's file system has less free space than
+// Badger may need to flush and rotate its files: Badger writes through memory-mapped
+// files, and running out of space there kills the process rather than failing the write.
+func (db *DB) checkSpace() error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(db.cfg.Dir, &st); err != nil {
+		return nil // cannot tell; let Badger try
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	if need := db.spaceReserve(); free < need {
+		return fmt.Errorf("%w: %d MiB free in %s, %d MiB kept in reserve",
+			segments.ErrNoSpace, free>>20, db.cfg.Dir, need>>20)
+	}
+	return nil
+}
+
+// spaceReserve is the free space below which writes are refused: two memtables and a
+// margin for table and manifest files.
+func (db *DB) spaceReserve() uint64 {
+	return uint64(2*db.cfg.MemTableSize) + 8<<20
 }

@@ -24,7 +24,7 @@ Commands:
   serve      run the bid and admin listeners (segd serve -h lists every setting)
   import     stream onboarding files to a running server
   segments   list, define and count segments on a running server
-  bench      load-testing helpers (echo baseline)
+  bench      load harness (run), data generator (gen), echo baseline (echo)
   backup     save a full or incremental backup of a running server
   restore    rebuild a data folder from backup files (offline)
   version    print the version
