@@ -536,10 +536,8 @@ func (d *durability) checkSegments(c *child, want map[string]uint64) {
 
 // TestDiskFull fills a small tmpfs under a serving segd with imports and checks that the
 // import that no longer fits fails with a clear error while enrichment goes on, and that
-// imports work again once there is room. It needs root to mount the tmpfs, and runs only
-// with SEGD_TEST_DISKFULL=1: today it fails, because Badger writes its log through mmap
-// and a full disk kills segd with SIGBUS (and SIGBUS again at restart until space is
-// freed); it passes once the store refuses writes before the disk is full.
+// imports work again once there is room. It needs root to mount the tmpfs. Without the
+// store's free-space reserve, Badger, which writes through mmap, would die with SIGBUS.
 func TestDiskFull(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a tmpfs needs root")
