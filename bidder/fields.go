@@ -32,31 +32,43 @@ func (s *scan) once(seen *uint32, bit uint32) {
 	*seen |= bit
 }
 
-func (s *scan) topField(key []byte, depth int) error {
+// Key filters for the objects that segd reads: each lets through the names that the
+// object's field function looks for.
+var (
+	topKeys      = keyFilter("user", "device", "regs", "tmax")
+	userKeys     = keyFilter("id", "buyeruid", "data", "eids", "ext")
+	userExtKeys  = keyFilter("eids")
+	deviceKeys   = keyFilter("ifa")
+	regsKeys     = keyFilter("coppa")
+	dataItemKeys = keyFilter("id")
+	eidKeys      = keyFilter("source", "uids")
+	uidKeys      = keyFilter("id")
+)
+
+// topField reads the members of the request object that segd needs.
+func (s *scan) topField(key []byte, i, depth int) (int, error) {
 	switch string(key) {
 	case "user":
 		s.once(&s.seen, seenUser)
-		return s.userValue(depth)
+		return s.userValue(i, depth)
 	case "device":
 		s.once(&s.seen, seenDevice)
-		return s.objectOrSkip(depth, s.deviceField)
+		return s.objectOrSkip(i, depth, s.deviceField, deviceKeys)
 	case "regs":
 		s.once(&s.seen, seenRegs)
-		return s.objectOrSkip(depth, s.regsField)
+		return s.objectOrSkip(i, depth, s.regsField, regsKeys)
 	case "tmax":
 		s.once(&s.seen, seenTmax)
-		start := s.pos
-		if err := s.value(depth); err != nil {
-			return err
+		end, err := s.value(i, depth)
+		if err == nil && isUint(s.body[i:end]) {
+			s.tmax = span{i, end}
 		}
-		if isUint(s.body[start:s.pos]) {
-			s.tmax = span{start, s.pos}
-		}
-		return nil
+		return end, err
 	}
-	return s.value(depth)
+	return s.value(i, depth)
 }
 
+// isUint reports whether b is a decimal integer of at most nine digits.
 func isUint(b []byte) bool {
 	if len(b) == 0 || len(b) > 9 {
 		return false
@@ -69,83 +81,89 @@ func isUint(b []byte) bool {
 	return true
 }
 
-// objectOrSkip reads an object with field, or skips a value of another type.
-func (s *scan) objectOrSkip(depth int, field fieldFunc) error {
-	if s.pos < len(s.body) && s.body[s.pos] == '{' {
-		return s.object(depth, field)
+// objectOrSkip reads the object at body[i] with field and keys, or skips a value of another
+// type.
+func (s *scan) objectOrSkip(i, depth int, field fieldFunc, keys uint64) (int, error) {
+	if i < len(s.body) && s.body[i] == '{' {
+		return s.object(i, depth, field, keys)
 	}
-	return s.value(depth)
+	return s.value(i, depth)
 }
 
-func (s *scan) userValue(depth int) error {
-	start := s.pos
-	if s.pos < len(s.body) && s.body[s.pos] == '{' {
-		if err := s.object(depth, s.userField); err != nil {
-			return err
+// userValue reads user and notes where it is and whether it is empty or null.
+func (s *scan) userValue(i, depth int) (int, error) {
+	if i < len(s.body) && s.body[i] == '{' {
+		end, err := s.object(i, depth, s.userField, userKeys)
+		if err != nil {
+			return 0, err
 		}
-		s.user = span{start, s.pos}
-		s.userEmpty = s.isEmptyObject(start)
-		return nil
+		s.user = span{i, end}
+		s.userEmpty = s.isEmptyObject(i)
+		return end, nil
 	}
-	if err := s.value(depth); err != nil {
-		return err
+	end, err := s.value(i, depth)
+	if err != nil {
+		return 0, err
 	}
-	if string(s.body[start:s.pos]) == "null" {
-		s.user = span{start, s.pos}
-		return nil
+	if string(s.body[i:end]) == "null" {
+		s.user = span{i, end}
+	} else {
+		s.ambiguous = true // user of the wrong type: leave the request alone
 	}
-	s.ambiguous = true // user of the wrong type: leave the request alone
-	return nil
+	return end, nil
 }
 
-func (s *scan) userField(key []byte, depth int) error {
+// userField reads the members of user that carry IDs or segments.
+func (s *scan) userField(key []byte, i, depth int) (int, error) {
 	switch string(key) {
 	case "id":
 		s.once(&s.seen, seenUserID)
-		return s.idValue(depth, kindUID)
+		return s.idValue(i, depth, kindUID)
 	case "buyeruid":
 		s.once(&s.seen, seenBuyerUID)
-		return s.idValue(depth, kindBUID)
+		return s.idValue(i, depth, kindBUID)
 	case "data":
 		s.once(&s.seen, seenData)
-		return s.dataValue(depth)
+		return s.dataValue(i, depth)
 	case "eids":
 		s.once(&s.seen, seenEIDs)
-		return s.eidsValue(depth)
+		return s.eidsValue(i, depth)
 	case "ext":
 		s.once(&s.seen, seenUserExt)
-		return s.objectOrSkip(depth, s.userExtField)
+		return s.objectOrSkip(i, depth, s.userExtField, userExtKeys)
 	}
-	return s.value(depth)
+	return s.value(i, depth)
 }
 
-func (s *scan) userExtField(key []byte, depth int) error {
+// userExtField reads the extended IDs that OpenRTB 2.5 keeps in user.ext.
+func (s *scan) userExtField(key []byte, i, depth int) (int, error) {
 	if string(key) == "eids" {
 		s.once(&s.seen, seenExtEIDs)
-		return s.eidsValue(depth)
+		return s.eidsValue(i, depth)
 	}
-	return s.value(depth)
+	return s.value(i, depth)
 }
 
-func (s *scan) deviceField(key []byte, depth int) error {
+// deviceField reads device.ifa.
+func (s *scan) deviceField(key []byte, i, depth int) (int, error) {
 	if string(key) == "ifa" {
 		s.once(&s.seen, seenIFA)
-		return s.idValue(depth, kindIFA)
+		return s.idValue(i, depth, kindIFA)
 	}
-	return s.value(depth)
+	return s.value(i, depth)
 }
 
-func (s *scan) regsField(key []byte, depth int) error {
-	if string(key) == "coppa" {
-		s.once(&s.seen, seenCOPPA)
-		start := s.pos
-		if err := s.value(depth); err != nil {
-			return err
-		}
-		s.coppa = coppaSet(s.body[start:s.pos])
-		return nil
+// regsField reads regs.coppa.
+func (s *scan) regsField(key []byte, i, depth int) (int, error) {
+	if string(key) != "coppa" {
+		return s.value(i, depth)
 	}
-	return s.value(depth)
+	s.once(&s.seen, seenCOPPA)
+	end, err := s.value(i, depth)
+	if err == nil {
+		s.coppa = coppaSet(s.body[i:end])
+	}
+	return end, err
 }
 
 // coppaSet reads regs.coppa failing closed: anything but 0 or null means the request is
@@ -159,52 +177,54 @@ func coppaSet(v []byte) bool {
 }
 
 // dataValue records user.data and, for an array, each element and whether segd wrote it.
-func (s *scan) dataValue(depth int) error {
-	start := s.pos
-	if s.pos >= len(s.body) || s.body[s.pos] != '[' {
-		if err := s.value(depth); err != nil {
-			return err
+func (s *scan) dataValue(i, depth int) (int, error) {
+	if i >= len(s.body) || s.body[i] != '[' {
+		end, err := s.value(i, depth)
+		if err != nil {
+			return 0, err
 		}
-		if string(s.body[start:s.pos]) != "null" {
+		if string(s.body[i:end]) != "null" {
 			s.ambiguous = true // user.data of the wrong type
 		}
-		s.data = span{start, s.pos}
-		return nil
+		s.data = span{i, end}
+		return end, nil
 	}
 	s.items = s.items[:0]
-	if err := s.array(depth, s.dataItem); err != nil {
-		return err
+	end, err := s.array(i, depth, s.dataItem)
+	if err != nil {
+		return 0, err
 	}
-	s.data = span{start, s.pos}
-	return nil
+	s.data = span{i, end}
+	return end, nil
 }
 
-func (s *scan) dataItem(depth int) error {
-	start := s.pos
+// dataItem records one element of user.data.
+func (s *scan) dataItem(i, depth int) (int, error) {
 	s.itemOurs, s.itemID = false, false
-	if err := s.objectOrSkip(depth, s.dataItemField); err != nil {
-		return err
+	end, err := s.objectOrSkip(i, depth, s.dataItemField, dataItemKeys)
+	if err != nil {
+		return 0, err
 	}
-	s.items = append(s.items, dataItem{span: span{start, s.pos}, ours: s.itemOurs})
-	return nil
+	s.items = append(s.items, dataItem{span: span{i, end}, ours: s.itemOurs})
+	return end, nil
 }
 
 // dataItemField reads the id of a user.data element. An element with two ids is
 // ambiguous: segd would drop it or keep it depending on which id counts.
-func (s *scan) dataItemField(key []byte, depth int) error {
+func (s *scan) dataItemField(key []byte, i, depth int) (int, error) {
 	if string(key) != "id" {
-		return s.value(depth)
+		return s.value(i, depth)
 	}
 	if s.itemID {
 		s.ambiguous = true
 	}
 	s.itemID = true
-	if s.pos >= len(s.body) || s.body[s.pos] != '"' {
-		return s.value(depth)
+	if i >= len(s.body) || s.body[i] != '"' {
+		return s.value(i, depth)
 	}
-	sp, esc, err := s.str()
+	sp, esc, err := s.str(i)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	v := s.body[sp.start:sp.end]
 	if esc {
@@ -213,81 +233,86 @@ func (s *scan) dataItemField(key []byte, depth int) error {
 	if string(v) == string(s.prov) {
 		s.itemOurs = true
 	}
-	return nil
+	return sp.end + 1, nil
 }
 
-func (s *scan) eidsValue(depth int) error {
-	if s.pos < len(s.body) && s.body[s.pos] == '[' {
-		return s.array(depth, s.eidValue)
+// eidsValue reads an array of extended-ID objects.
+func (s *scan) eidsValue(i, depth int) (int, error) {
+	if i < len(s.body) && s.body[i] == '[' {
+		return s.array(i, depth, s.eidValue)
 	}
-	return s.value(depth)
+	return s.value(i, depth)
 }
 
 // eidValue reads one extended-ID object. Its source may follow its uids, so the IDs are
 // collected first and given the source when the object ends; without a source, or with
 // one longer than an ID type allows, they are dropped.
-func (s *scan) eidValue(depth int) error {
+func (s *scan) eidValue(i, depth int) (int, error) {
 	first := len(s.ids)
 	s.eidSrc = noSpan
-	if err := s.objectOrSkip(depth, s.eidField); err != nil {
-		return err
+	end, err := s.objectOrSkip(i, depth, s.eidField, eidKeys)
+	if err != nil {
+		return 0, err
 	}
 	n := s.eidSrc.end - s.eidSrc.start
 	if !s.eidSrc.ok() || n == 0 || n > segments.MaxEIDSourceLen {
 		s.ids = s.ids[:first]
-		return nil
+		return end, nil
 	}
-	for i := first; i < len(s.ids); i++ {
-		s.ids[i].src, s.ids[i].srcEsc = s.eidSrc, s.eidSrcEsc
+	for k := first; k < len(s.ids); k++ {
+		s.ids[k].src, s.ids[k].srcEsc = s.eidSrc, s.eidSrcEsc
 	}
-	return nil
+	return end, nil
 }
 
-func (s *scan) eidField(key []byte, depth int) error {
+// eidField reads the source and the uids of an extended-ID object.
+func (s *scan) eidField(key []byte, i, depth int) (int, error) {
 	switch string(key) {
 	case "source":
-		if s.pos < len(s.body) && s.body[s.pos] == '"' {
-			sp, esc, err := s.str()
+		if i < len(s.body) && s.body[i] == '"' {
+			sp, esc, err := s.str(i)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			s.eidSrc, s.eidSrcEsc = sp, esc
 			if esc {
 				s.eidSrc = s.unescapeSpan(sp)
 			}
-			return nil
+			return sp.end + 1, nil
 		}
 	case "uids":
-		if s.pos < len(s.body) && s.body[s.pos] == '[' {
-			return s.array(depth, s.uidValue)
+		if i < len(s.body) && s.body[i] == '[' {
+			return s.array(i, depth, s.uidValue)
 		}
 	}
-	return s.value(depth)
+	return s.value(i, depth)
 }
 
-func (s *scan) uidValue(depth int) error {
-	return s.objectOrSkip(depth, s.uidField)
+// uidValue reads one element of an extended ID's uids.
+func (s *scan) uidValue(i, depth int) (int, error) {
+	return s.objectOrSkip(i, depth, s.uidField, uidKeys)
 }
 
-func (s *scan) uidField(key []byte, depth int) error {
+// uidField reads the id of a uids element.
+func (s *scan) uidField(key []byte, i, depth int) (int, error) {
 	if string(key) == "id" {
-		return s.idValue(depth, kindEID)
+		return s.idValue(i, depth, kindEID)
 	}
-	return s.value(depth)
+	return s.value(i, depth)
 }
 
 // idValue reads an ID string; other types are skipped, as are empty strings and IDs past
 // maxIDs.
-func (s *scan) idValue(depth int, kind idKind) error {
-	if s.pos >= len(s.body) || s.body[s.pos] != '"' {
-		return s.value(depth)
+func (s *scan) idValue(i, depth int, kind idKind) (int, error) {
+	if i >= len(s.body) || s.body[i] != '"' {
+		return s.value(i, depth)
 	}
-	sp, esc, err := s.str()
+	sp, esc, err := s.str(i)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if sp.start == sp.end || len(s.ids) >= maxIDs {
-		return nil
+		return sp.end + 1, nil
 	}
 	id := foundID{kind: kind, val: sp, src: noSpan}
 	if esc {
@@ -295,10 +320,10 @@ func (s *scan) idValue(depth int, kind idKind) error {
 	}
 	v := s.bytes(id.val, id.valEsc)
 	if len(v) == 0 || len(v) > segments.MaxIDValueLen || kind == kindIFA && segments.ZeroIFA(v) {
-		return nil
+		return sp.end + 1, nil
 	}
 	s.ids = append(s.ids, id)
-	return nil
+	return sp.end + 1, nil
 }
 
 // bytes returns the bytes of a span of the body, or of the scratch buffer when esc.
@@ -323,8 +348,6 @@ func (s *scan) unescape(sp span) []byte {
 	u := s.unescapeSpan(sp)
 	return s.scratch[u.start:u.end]
 }
-
-func (s *scan) unescapeKey(sp span) []byte { return s.unescape(sp) }
 
 // appendUnescaped appends the decoded form of the contents of a valid JSON string.
 // Invalid surrogates become U+FFFD, as encoding/json decodes them.
@@ -374,6 +397,7 @@ func decodeU(b []byte) (rune, int) {
 	return utf8.RuneError, 6
 }
 
+// hex4 returns the value of the four hexadecimal digits at the start of b.
 func hex4(b []byte) rune {
 	var r rune
 	for _, c := range b[:4] {

@@ -1,7 +1,6 @@
 package bidder
 
 import (
-	"encoding/binary"
 	"errors"
 	"math/bits"
 	"unicode/utf8"
@@ -54,10 +53,20 @@ type dataItem struct {
 }
 
 // scan holds what one pass over a bid request found: the positions segd edits and the
-// fields its policy and lookup need. It is reused across requests; reset clears it.
+// fields its policy and lookup need. It is reused across requests; reset clears it. It is
+// not safe for concurrent use.
 type scan struct {
+	scanned
+
+	// marks holds the mark window: bit j%64 of marks[j/64] is set when body[markBase+j]
+	// stops a run of plain string text (see markSpecial). Only the first markLen bits are
+	// valid, so reset need not clear it.
+	marks [markWords]uint64
+}
+
+// scanned is the part of a scan that reset replaces.
+type scanned struct {
 	body    []byte
-	pos     int
 	scratch []byte // unescaped strings
 	prov    []byte // segd's provider id, to recognise its own user.data entries
 
@@ -76,10 +85,15 @@ type scan struct {
 	ids       []foundID
 	eidSrc    span // source of the eid object being read
 	eidSrcEsc bool
+
+	markBase int // the body offset of the mark window, a multiple of 64
+	markLen  int // how many bytes of the body the mark window covers
 }
 
+// reset prepares s to scan body, keeping its buffers. Both body and prov must stay
+// unchanged until the next reset; s keeps pointing into them.
 func (s *scan) reset(body, prov []byte) {
-	*s = scan{
+	s.scanned = scanned{
 		body:    body,
 		prov:    prov,
 		scratch: s.scratch[:0],
@@ -93,177 +107,140 @@ func (s *scan) reset(body, prov []byte) {
 
 // run scans the whole body: a JSON object and nothing else but whitespace.
 func (s *scan) run() error {
-	s.skipWS()
-	if s.pos >= len(s.body) || s.body[s.pos] != '{' {
+	b := s.body
+	start := skipSpace(b, 0)
+	if start >= len(b) || b[start] != '{' {
 		return errNotObject
 	}
-	start := s.pos
-	if err := s.object(1, s.topField); err != nil {
+	end, err := s.object(start, 1, s.topField, topKeys)
+	if err != nil {
 		return err
 	}
-	s.objEnd = s.pos - 1
+	s.objEnd = end - 1
 	s.objEmpty = s.isEmptyObject(start)
-	s.skipWS()
-	if s.pos != len(s.body) {
+	if skipSpace(b, end) != len(b) {
 		return errTrailing
 	}
 	return nil
 }
 
+// isEmptyObject reports whether the object whose '{' is body[start] has no members.
 func (s *scan) isEmptyObject(start int) bool {
-	for i := start + 1; i < len(s.body); i++ {
-		switch s.body[i] {
-		case ' ', '\t', '\n', '\r':
-		case '}':
-			return true
-		default:
-			return false
-		}
-	}
-	return false
+	i := skipSpace(s.body, start+1)
+	return i < len(s.body) && s.body[i] == '}'
 }
 
-func (s *scan) skipWS() {
-	for s.pos < len(s.body) {
-		c := s.body[s.pos]
-		if c > ' ' || c != ' ' && c != '\t' && c != '\n' && c != '\r' {
-			return
-		}
-		s.pos++
-	}
+// fieldFunc handles the value of one object member: key is the member's name, unescaped
+// when it had escapes and then valid until the scratch buffer next grows, and body[i] is
+// the first byte of the value. It returns the index after the value.
+type fieldFunc func(key []byte, i, depth int) (int, error)
+
+// object validates the object whose '{' is body[i], at nesting depth depth, and returns
+// the index after its '}'. It calls field for the value of each member whose name keys
+// (see keyFilter) lets through, and skips the others' values.
+func (s *scan) object(i, depth int, field fieldFunc, keys uint64) (int, error) {
+	return s.walk(skipper{s: s, i: i, depth: depth, keys: keys}, field)
 }
 
-// fieldFunc handles the value of one object member; key is the raw key (unescaped when
-// it had escapes). It must consume the value.
-type fieldFunc func(key []byte, depth int) error
+// member reads the object member whose name opens at body[i], passes its value, at
+// nesting depth depth, to field, and returns the index after the value. A positive end
+// says that the name is plain text, already checked, whose closing quote is body[end-1].
+func (s *scan) member(i, end, depth int, field fieldFunc) (int, error) {
+	b := s.body
+	key, esc := span{i + 1, end - 1}, false
+	if end <= 0 {
+		var err error
+		if key, esc, err = s.str(i); err != nil {
+			return 0, err
+		}
+	}
+	if i = skipSpace(b, key.end+1); i >= len(b) || b[i] != ':' {
+		return 0, errSyntax
+	}
+	i = skipSpace(b, i+1)
+	k := b[key.start:key.end]
+	if esc {
+		k = s.unescape(key)
+	}
+	return field(k, i, depth)
+}
 
-// object parses an object at s.pos, calling field for each member's value.
-func (s *scan) object(depth int, field fieldFunc) error {
+// array validates the array whose '[' is body[i], at nesting depth depth, calls elem for
+// each element, which starts at body[j] and which elem must move past, and returns the
+// index after its ']'.
+func (s *scan) array(i, depth int, elem func(j, depth int) (int, error)) (int, error) {
 	if depth > maxDepth {
-		return errDepth
+		return 0, errDepth
 	}
-	s.pos++ // '{'
-	s.skipWS()
-	if s.pos < len(s.body) && s.body[s.pos] == '}' {
-		s.pos++
-		return nil
-	}
-	for {
-		if s.pos >= len(s.body) || s.body[s.pos] != '"' {
-			return errSyntax
-		}
-		key, esc, err := s.str()
-		if err != nil {
-			return err
-		}
-		k := s.body[key.start:key.end]
-		if esc {
-			k = s.unescapeKey(key)
-		}
-		s.skipWS()
-		if s.pos >= len(s.body) || s.body[s.pos] != ':' {
-			return errSyntax
-		}
-		s.pos++
-		s.skipWS()
-		if field == nil {
-			err = s.value(depth + 1)
-		} else {
-			err = field(k, depth+1)
-		}
-		if err != nil {
-			return err
-		}
-		s.skipWS()
-		if s.pos >= len(s.body) {
-			return errSyntax
-		}
-		switch s.body[s.pos] {
-		case ',':
-			s.pos++
-			s.skipWS()
-		case '}':
-			s.pos++
-			return nil
-		default:
-			return errSyntax
-		}
-	}
-}
-
-// array parses an array at s.pos, calling elem for each element, or skipping it when
-// elem is nil.
-func (s *scan) array(depth int, elem func(depth int) error) error {
-	if depth > maxDepth {
-		return errDepth
-	}
-	s.pos++ // '['
-	s.skipWS()
-	if s.pos < len(s.body) && s.body[s.pos] == ']' {
-		s.pos++
-		return nil
+	b := s.body
+	if i = skipSpace(b, i+1); i < len(b) && b[i] == ']' {
+		return i + 1, nil
 	}
 	for {
 		var err error
-		if elem == nil {
-			err = s.value(depth + 1)
-		} else {
-			err = elem(depth + 1)
+		if i, err = elem(i, depth+1); err != nil {
+			return 0, err
 		}
-		if err != nil {
-			return err
+		if i = skipSpace(b, i); i >= len(b) {
+			return 0, errSyntax
 		}
-		s.skipWS()
-		if s.pos >= len(s.body) {
-			return errSyntax
-		}
-		switch s.body[s.pos] {
+		switch b[i] {
 		case ',':
-			s.pos++
-			s.skipWS()
+			i = skipSpace(b, i+1)
 		case ']':
-			s.pos++
-			return nil
+			return i + 1, nil
 		default:
-			return errSyntax
+			return 0, errSyntax
 		}
 	}
 }
 
-func digits(b []byte, i int) int {
-	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-		i++
+// str validates the string whose opening quote is body[i] and returns the span of its
+// contents, without quotes, so that its closing quote is at the span's end, and whether
+// it holds escapes.
+func (s *scan) str(i int) (span, bool, error) {
+	if end := s.plainString(i); end >= 0 {
+		return span{i + 1, end - 1}, false, nil
 	}
-	return i
-}
-
-// str validates a string at s.pos, moves past it, and returns the span of its contents,
-// without quotes, and whether it holds escapes.
-func (s *scan) str() (span, bool, error) {
-	end, esc, err := endOfString(s.body, s.pos)
+	end, esc, err := s.endOfString(i)
 	if err != nil {
 		return noSpan, false, err
 	}
-	start := s.pos + 1
-	s.pos = end
-	return span{start, end - 1}, esc, nil
+	return span{i + 1, end - 1}, esc, nil
 }
 
-// endOfString validates the string whose opening quote is b[i] and returns the index after
-// its closing quote and whether it holds escapes. Eight bytes at a time are passed over
-// while none of them needs a look.
-func endOfString(b []byte, i int) (int, bool, error) {
-	esc := false
-	for i++; i < len(b); {
-		for i+8 <= len(b) {
-			if m := specialMask(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
+// plainString returns the index after the string whose opening quote is body[i] when
+// the mark window covers it and its first marked byte is the closing quote, that is when
+// it holds only ASCII text without escapes; otherwise it returns -1 and the caller must
+// use endOfString. It settles most strings of a bid request.
+func (s *scan) plainString(i int) int {
+	off := i + 1 - s.markBase
+	if uint(off) >= uint(s.markLen) {
+		return -1
+	}
+	m := s.marks[off>>6&(markWords-1)] >> (off & 63)
+	for m == 0 {
+		if off = off | 63 + 1; off >= s.markLen {
+			return -1
 		}
-		if i >= len(b) {
-			break
+		m = s.marks[off>>6&(markWords-1)]
+	}
+	k := s.markBase + off + bits.TrailingZeros64(m)
+	if k >= len(s.body) || s.body[k] != '"' {
+		return -1
+	}
+	return k + 1
+}
+
+// endOfString validates the string whose opening quote is body[i] and returns the index
+// after its closing quote and whether it holds escapes. It moves from one marked byte to
+// the next, so runs of plain text cost a few instructions per 64 bytes.
+func (s *scan) endOfString(i int) (int, bool, error) {
+	b := s.body
+	esc := false
+	for i++; ; {
+		if i = s.nextMark(i); i >= len(b) {
+			return 0, false, errSyntax
 		}
 		switch c := b[i]; {
 		case c == '"':
@@ -277,8 +254,6 @@ func endOfString(b []byte, i int) (int, bool, error) {
 			i += n
 		case c < 0x20:
 			return 0, false, errSyntax
-		case c < utf8.RuneSelf:
-			i++
 		default:
 			r, n := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && n == 1 {
@@ -287,19 +262,6 @@ func endOfString(b []byte, i int) (int, bool, error) {
 			i += n
 		}
 	}
-	return 0, false, errSyntax
-}
-
-// specialMask flags the bytes of w (little-endian) that need a closer look inside a
-// string: a quote, a backslash, a control character or a non-ASCII byte. Bytes above a
-// flagged one may be flagged falsely, but the lowest flag is always exact, so the first
-// special byte is at TrailingZeros64(mask)/8.
-func specialMask(w uint64) uint64 {
-	const lsb, msb = 0x0101010101010101, 0x8080808080808080
-	quote := w ^ (lsb * '"')
-	slash := w ^ (lsb * '\\')
-	ctl := (w - lsb*0x20) &^ w
-	return ((quote-lsb)&^quote | (slash-lsb)&^slash | ctl | w) & msb
 }
 
 // escapeLen returns the length of the escape sequence at b[i] ('\\').
@@ -324,6 +286,7 @@ func escapeLen(b []byte, i int) (int, bool) {
 	return 0, false
 }
 
+// hexVal returns the value of the hexadecimal digit c, or -1.
 func hexVal(c byte) int {
 	switch {
 	case '0' <= c && c <= '9':

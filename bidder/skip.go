@@ -5,188 +5,307 @@ import (
 	"math/bits"
 )
 
-// States of skip's machine: what the next token must be.
+// value validates the JSON value that starts at body[i], at nesting depth depth, and
+// returns the index after it. It is the scanner's path for everything segd does not read.
+func (s *scan) value(i, depth int) (int, error) {
+	return s.walk(skipper{s: s, i: i, depth: depth}, nil)
+}
+
+// walk drives skip's machine from k until the value ends and returns the index after it.
+// It settles the cases that skip stops for: strings that need a full check, and the
+// members of the outer object that k.keys lets through, whose values go to field.
+func (s *scan) walk(k skipper, field fieldFunc) (int, error) {
+	k.depth = max(k.depth, 1) // so that objs never holds more than 64 levels
+	for {
+		switch skip(&k) {
+		case stopDone:
+			return k.i, nil
+		case stopString:
+			end, _, err := s.endOfString(k.i)
+			if err != nil {
+				return 0, err
+			}
+			k.i = end
+		case stopKey:
+			end, err := s.member(k.i, k.end, k.depth+1, field)
+			if err != nil {
+				return 0, err
+			}
+			k.i, k.at = end, atNext
+		case stopDepth:
+			return 0, errDepth
+		default:
+			return 0, errSyntax
+		}
+	}
+}
+
+// skipper is the state of skip's machine while it is stopped.
+type skipper struct {
+	s     *scan  // the scan whose body and mark window the machine reads
+	i     int    // where the machine stopped
+	depth int    // nesting depth of the value being skipped, at least 1
+	open  int    // containers open inside it
+	objs  uint64 // a stack of bits, innermost in bit 0: 1 for an object, 0 for an array
+	at    uint8  // at* state to resume in
+
+	// keys is the key filter (see keyFilter) of the members of the outer object that
+	// skip must stop at, rather than skip; zero stops at none.
+	keys uint64
+	end  int // at stopKey, the index after the name when it is plain text, or 0
+}
+
+// States of skip's machine: what must come next.
 const (
-	wantValue = iota
-	wantKey
-	wantColon
-	wantNext // ',' or the closer of the open container
+	atValue = iota // a value
+	atNext         // ',' or the closer of the innermost open container
+	atKey          // a member name
+	atColon        // the ':' after a member name
 )
 
-// value validates and moves past the JSON value at s.pos, at nesting depth depth. It is
-// the scanner's inner loop for everything segd does not read, so it runs as one iterative
-// machine over the bytes, with a bit stack of open containers instead of recursion.
-func (s *scan) value(depth int) error {
-	b, i := s.body, s.pos
-	var objs [2]uint64 // bit n set: container n is an object
-	open, st := 0, wantValue
-	for {
-		for i < len(b) && b[i] <= ' ' {
-			if c := b[i]; c != ' ' && c != '\t' && c != '\n' && c != '\r' {
-				return errSyntax
-			}
+// Reasons for skip to stop.
+const (
+	stopDone   = iota // the value ended at k.i
+	stopString        // body[k.i] opens a string that needs endOfString
+	stopKey           // body[k.i] opens the name of a member that k.keys lets through
+	stopSyntax        // the body is not JSON at k.i
+	stopDepth         // the value nests deeper than maxDepth
+)
+
+// skip runs the machine from k's state until the value ends or a case needs walk's help,
+// and returns why it stopped. Each state is a label and each transition a jump; each state
+// looks for the byte it expects first and only then for whitespace. It calls no function
+// that is not inlined and keeps few values alive, so that the compiler can hold its state
+// in registers.
+func skip(k *skipper) int {
+	b, i, open, objs := k.s.body, k.i, k.open, k.objs
+	var c byte // the byte at hand; in str, ':' for a member name and '"' for a value
+	var off int
+	var m uint64
+	blk, word := -1, uint64(0) // the marks of the 64-byte block blk of the body
+	switch k.at {
+	case atNext:
+		goto next
+	case atKey:
+		goto key
+	case atColon:
+		goto colon
+	}
+
+value:
+	if uint(i) >= uint(len(b)) {
+		goto syntax
+	}
+	switch c = b[i]; c {
+	case '"':
+		goto str
+	case '{', '[':
+		if k.depth+open > maxDepth {
+			k.i, k.open, k.objs = i, open, objs
+			return stopDepth
+		}
+		objs <<= 1
+		if c == '{' {
+			objs |= 1
+		}
+		open++
+		if i++; uint(i) < uint(len(b)) && b[i] <= ' ' {
+			i = skipSpace(b, i)
+		}
+		if uint(i) < uint(len(b)) && b[i] == c+2 { // '{'+2 is '}' and '['+2 is ']'
 			i++
+			open--
+			objs >>= 1
+			goto next
 		}
-		if i >= len(b) {
-			return errSyntax
+		if c == '{' {
+			goto key
 		}
-		c := b[i]
-		switch st {
-		case wantKey:
-			if c != '"' {
-				return errSyntax
-			}
-			end := shortString(b, i)
-			if end < 0 {
-				var err error
-				if end, _, err = endOfString(b, i); err != nil {
-					return err
-				}
-			}
-			i, st = end, wantColon
-			continue
-		case wantColon:
-			if c != ':' {
-				return errSyntax
-			}
-			i, st = i+1, wantValue
-			continue
-		case wantNext:
-			inObj := objs[(open-1)>>6]&(1<<((open-1)&63)) != 0
-			switch {
-			case c == ',':
-				i, st = i+1, wantValue
-				if inObj {
-					st = wantKey
-				}
-				continue
-			case c == '}' && inObj, c == ']' && !inObj:
-				i++
-				open--
-			default:
-				return errSyntax
-			}
-		default: // wantValue
-			switch c {
-			case '{', '[':
-				if depth+open > maxDepth {
-					return errDepth
-				}
-				if c == '{' {
-					objs[open>>6] |= 1 << (open & 63)
-				} else {
-					objs[open>>6] &^= 1 << (open & 63)
-				}
-				open++
-				i++
-				st = wantValue
-				if c == '{' {
-					st = wantKey
-				}
-				if j := skipSpace(b, i); j < len(b) && (b[j] == '}' && c == '{' || b[j] == ']' && c == '[') {
-					i = j + 1
-					open--
-					break
-				}
-				continue
-			case '"':
-				end := shortString(b, i)
-				if end < 0 {
-					var err error
-					if end, _, err = endOfString(b, i); err != nil {
-						return err
-					}
-				}
-				i = end
-			case 't':
-				if i = literalEnd(b, i, "true"); i < 0 {
-					return errSyntax
-				}
-			case 'f':
-				if i = literalEnd(b, i, "false"); i < 0 {
-					return errSyntax
-				}
-			case 'n':
-				if i = literalEnd(b, i, "null"); i < 0 {
-					return errSyntax
-				}
-			default:
-				if i = numberEnd(b, i); i < 0 {
-					return errSyntax
-				}
-			}
+		goto value
+	case 't':
+		if len(b)-i < 4 || binary.LittleEndian.Uint32(b[i:]) != litTrue {
+			goto syntax
 		}
-		if open == 0 {
-			s.pos = i
-			return nil
+		i += 4
+	case 'f':
+		if len(b)-i < 5 || binary.LittleEndian.Uint32(b[i+1:]) != litAlse {
+			goto syntax
 		}
-		st = wantNext
-	}
-}
-
-// shortString returns the index after the string whose quote is b[i] when the string ends
-// within the next eight bytes with nothing to check on the way, or -1. It is small enough
-// to inline, and most keys and many values of a bid request are that short.
-func shortString(b []byte, i int) int {
-	if i+9 > len(b) {
-		return -1
-	}
-	m := specialMask(binary.LittleEndian.Uint64(b[i+1:]))
-	if m == 0 {
-		return -1
-	}
-	k := i + 1 + bits.TrailingZeros64(m)>>3
-	if b[k] != '"' {
-		return -1
-	}
-	return k + 1
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// literalEnd returns the index after lit at b[i:], or -1.
-func literalEnd(b []byte, i int, lit string) int {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return -1
-	}
-	return i + len(lit)
-}
-
-// numberEnd returns the index after the JSON number at b[i:], or -1.
-func numberEnd(b []byte, i int) int {
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		i = digits(b, i)
+		i += 5
+	case 'n':
+		if len(b)-i < 4 || binary.LittleEndian.Uint32(b[i:]) != litNull {
+			goto syntax
+		}
+		i += 4
+	case ' ', '\t', '\n', '\r':
+		i = skipSpace(b, i+1)
+		goto value
 	default:
-		return -1
+		goto number
 	}
-	if i < len(b) && b[i] == '.' {
-		j := digits(b, i+1)
-		if j == i+1 {
-			return -1
+
+next:
+	if open == 0 {
+		k.i, k.open, k.objs = i, open, objs
+		return stopDone
+	}
+	if uint(i) >= uint(len(b)) {
+		goto syntax
+	}
+	c = b[i]
+	if c == ',' {
+		if i++; uint(i) < uint(len(b)) && b[i] == ' ' {
+			i++ // as in pretty-printed arrays
 		}
-		i = j
+		if objs&1 != 0 {
+			goto key
+		}
+		goto value
 	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+	if c == ']'|byte(objs&1)<<5 { // ']'|0x20 is '}'
 		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		open--
+		objs >>= 1
+		goto next
+	}
+	if c <= ' ' && spaceBits>>c&1 != 0 {
+		i = skipSpace(b, i+1)
+		goto next
+	}
+	goto syntax
+
+key:
+	if uint(i) < uint(len(b)) && b[i] == '"' {
+		c = ':'
+		goto str
+	}
+	if uint(i) < uint(len(b)) && b[i] <= ' ' && spaceBits>>b[i]&1 != 0 {
+		i = skipSpace(b, i+1)
+		goto key
+	}
+	goto syntax
+
+str: // body[i] opens a string; settle it here if it is plain text within the window
+	off = i + 1
+	if off>>6 != blk {
+		if uint(off-k.s.markBase) >= uint(k.s.markLen) {
+			goto slowString
+		}
+		blk, word = off>>6, k.s.marks[(off-k.s.markBase)>>6&(markWords-1)]
+	}
+	m = word >> (off & 63)
+	for m == 0 {
+		off = off | 63 + 1
+		if uint(off-k.s.markBase) >= uint(k.s.markLen) {
+			goto slowString
+		}
+		blk, word = off>>6, k.s.marks[(off-k.s.markBase)>>6&(markWords-1)]
+		m = word
+	}
+	off += bits.TrailingZeros64(m)
+	if uint(off) >= uint(len(b)) || b[off] != '"' {
+		goto slowString
+	}
+	if c == '"' {
+		i = off + 1
+		goto next
+	}
+	if open == 1 && k.keys&keyBit(b[i+1], off-i-1) != 0 {
+		k.i, k.end, k.open, k.objs = i, off+1, open, objs
+		return stopKey
+	}
+	i = off + 1
+
+colon:
+	if uint(i) < uint(len(b)) && b[i] == ':' {
+		if i++; uint(i) < uint(len(b)) && b[i] == ' ' {
+			i++ // as in pretty-printed objects
+		}
+		goto value
+	}
+	if uint(i) < uint(len(b)) && b[i] <= ' ' && spaceBits>>b[i]&1 != 0 {
+		i = skipSpace(b, i+1)
+		goto colon
+	}
+	goto syntax
+
+number: // b[i] starts a number, or is not JSON
+	if c == '-' {
+		i++
+	}
+	if uint(i) >= uint(len(b)) || b[i] < '0' || b[i] > '9' {
+		goto syntax
+	}
+	if b[i] == '0' {
+		i++
+	} else {
+		for i++; uint(i) < uint(len(b)) && '0' <= b[i] && b[i] <= '9'; i++ {
+		}
+	}
+	if uint(i) < uint(len(b)) && b[i] == '.' {
+		if i++; uint(i) >= uint(len(b)) || b[i] < '0' || b[i] > '9' {
+			goto syntax
+		}
+		for i++; uint(i) < uint(len(b)) && '0' <= b[i] && b[i] <= '9'; i++ {
+		}
+	}
+	if uint(i) < uint(len(b)) && b[i]|0x20 == 'e' {
+		if i++; uint(i) < uint(len(b)) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		j := digits(b, i)
-		if j == i {
-			return -1
+		if uint(i) >= uint(len(b)) || b[i] < '0' || b[i] > '9' {
+			goto syntax
 		}
-		i = j
+		for i++; uint(i) < uint(len(b)) && '0' <= b[i] && b[i] <= '9'; i++ {
+		}
+	}
+	goto next
+
+slowString:
+	k.i, k.open, k.objs, k.at = i, open, objs, atNext
+	if c == ':' {
+		if open == 1 && k.keys != 0 {
+			k.end = 0
+			return stopKey // its name may have escapes, so let member read it
+		}
+		k.at = atColon
+	}
+	return stopString
+
+syntax:
+	k.i, k.open, k.objs = i, open, objs
+	return stopSyntax
+}
+
+// The literals, as little-endian words: "true", "null", and "alse" after the 'f'.
+const (
+	litTrue = 't' | 'r'<<8 | 'u'<<16 | 'e'<<24
+	litNull = 'n' | 'u'<<8 | 'l'<<16 | 'l'<<24
+	litAlse = 'a' | 'l'<<8 | 's'<<16 | 'e'<<24
+)
+
+// skipSpace returns the index of the first byte at or after i that is not whitespace.
+func skipSpace(b []byte, i int) int {
+	for uint(i) < uint(len(b)) && b[i] <= ' ' && spaceBits>>b[i]&1 != 0 {
+		i++
 	}
 	return i
 }
+
+// spaceBits has bit c set for each whitespace byte c.
+const spaceBits uint64 = 1<<' ' | 1<<'\t' | 1<<'\n' | 1<<'\r'
+
+// keyFilter returns the key filter that lets through members with the given names: a bit
+// per name, picked by keyBit. Other names may get through too, so whoever handles the
+// members must still compare the names, but none of these is held back.
+func keyFilter(names ...string) uint64 {
+	var f uint64
+	for _, name := range names {
+		f |= keyBit(name[0], len(name))
+	}
+	return f
+}
+
+// keyBit returns the bit of a key filter for a member name that starts with the byte
+// first and is n bytes long. It must be cheap: skip computes it for every name.
+func keyBit(first byte, n int) uint64 { return 1 << ((uint(first) + 3*uint(n)) & 63) }
