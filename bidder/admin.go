@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/pprof"
@@ -44,6 +45,10 @@ type AdminConfig struct {
 	// Token, when set, is required as "Authorization: Bearer <token>" on every admin path
 	// but /healthz and /readyz.
 	Token string
+	// Explainer answers /v1/explain; nil turns it off (404).
+	Explainer interface {
+		Explain(body []byte, gpc bool) Explanation
+	}
 }
 
 // Admin serves the admin API over net/http. Safe for concurrent use.
@@ -83,6 +88,7 @@ func (a *Admin) routes() {
 	m.HandleFunc("POST /v1/count", a.auth(a.count))
 	m.HandleFunc("GET /v1/overlap", a.auth(a.overlap))
 	m.HandleFunc("GET /v1/profiles", a.auth(a.profile))
+	m.HandleFunc("POST /v1/explain", a.auth(a.explain))
 	m.HandleFunc("GET /v1/backup", a.auth(BackupHandler(a.store, a.log)))
 	m.HandleFunc("DELETE /v1/profiles", a.auth(a.deleteProfile))
 	m.HandleFunc("GET /debug/pprof/", a.auth(pprof.Index))
@@ -413,4 +419,20 @@ func (a *Admin) deleteProfile(w http.ResponseWriter, r *http.Request) {
 		ids = 1
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"deleted_profiles": n, "suppressed_ids": ids})
+}
+
+// explain runs a bid request through the request path and answers each step: the IDs
+// found and dropped, the privacy verdict, the segments matched and those filtered. The
+// Sec-GPC header of this call is read as the bid request's.
+func (a *Admin) explain(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Explainer == nil {
+		writeJSONError(w, http.StatusNotFound, errors.New("explain is off"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDefinitionBody))
+	if err != nil {
+		a.writeErr(w, badRequest{fmt.Errorf("read body: %w", err)})
+		return
+	}
+	writeJSON(w, http.StatusOK, a.cfg.Explainer.Explain(body, r.Header.Get("Sec-GPC") == "1"))
 }

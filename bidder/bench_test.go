@@ -89,16 +89,26 @@ func readRequest2K(tb testing.TB) []byte {
 	return body
 }
 
+// benchVendor is the GVL vendor ID that the TCF string of request-2k.json consents to.
+const benchVendor = 77
+
 // newBenchServer returns a bid listener over an index of n segments and a context that
-// enriches request-2k.json, checked to come back with benchMember segments.
+// enriches request-2k.json, checked to come back with benchMember segments. The request
+// is under GDPR with a TCF consent string that the policy decodes (once, then from its
+// cache).
 func newBenchServer(tb testing.TB, n int) (*bidder.Server, *fasthttp.RequestCtx) {
+	return newBenchServerFor(tb, n, readRequest2K(tb))
+}
+
+func newBenchServerFor(tb testing.TB, n int, body []byte) (*bidder.Server,
+	*fasthttp.RequestCtx) {
 	tb.Helper()
-	srv, err := bidder.NewServer(bidder.Config{}, benchIndex(tb, n), &bidder.Metrics{},
-		zap.NewNop())
+	cfg := bidder.Config{Privacy: bidder.PrivacyConfig{GVLVendorID: benchVendor}}
+	srv, err := bidder.NewServer(cfg, benchIndex(tb, n), &bidder.Metrics{}, zap.NewNop())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx := benchRequest(tb, "/openrtb2/enrich", readRequest2K(tb))
+	ctx := benchRequest(tb, "/openrtb2/enrich", body)
 	srv.Handle(ctx)
 	if got := bytes.Count(ctx.Response.Body(), []byte(`{"id":"x`)); got != benchMember {
 		tb.Fatalf("enriched with %d segments, want %d: %s", got, benchMember,
@@ -121,6 +131,25 @@ func benchHandler(b *testing.B, h fasthttp.RequestHandler, ctx *fasthttp.Request
 func BenchmarkEnrich(b *testing.B) {
 	srv, ctx := newBenchServer(b, benchMember)
 	benchHandler(b, srv.Handle, ctx)
+}
+
+// BenchmarkEnrichConsent compares a request under GDPR with a TCF consent string, which
+// the policy must check, with the same request outside the GDPR and without one.
+func BenchmarkEnrichConsent(b *testing.B) {
+	with := readRequest2K(b)
+	without := bytes.Replace(with, []byte(`"gdpr": 1`), []byte(`"gdpr": 0`), 1)
+	i := bytes.Index(without, []byte(`"consent": "`))
+	j := i + len(`"consent": "`) + bytes.IndexByte(without[i+len(`"consent": "`):], '"')
+	without = append(append(without[:i:i], `"consent": ""`...), without[j+1:]...)
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{{"tcf", with}, {"none", without}} {
+		b.Run(c.name, func(b *testing.B) {
+			srv, ctx := newBenchServerFor(b, benchMember, c.body)
+			benchHandler(b, srv.Handle, ctx)
+		})
+	}
 }
 
 // BenchmarkEnrichSegments shows that the cost of a request does not follow the number of

@@ -46,7 +46,11 @@ const maxSlots = 512
 // match scans body and finds its segments. It returns segd's user.data objects,
 // comma-joined, in st.frag, and the outcome. A syntax error is returned as err, with
 // outInvalid.
-func (s *Server) match(st *state, body []byte, now time.Time) (outcome, error) {
+//
+// gpc is whether the request carried Sec-GPC: 1. tr, when not nil, records each step for
+// /v1/explain; the request path passes nil and allocates nothing.
+func (s *Server) match(st *state, body []byte, now time.Time, gpc bool, tr *trace) (
+	outcome, error) {
 	sc := &st.scan
 	sc.reset(body, s.prov)
 	if err := sc.run(); err != nil {
@@ -55,11 +59,18 @@ func (s *Server) match(st *state, body []byte, now time.Time) (outcome, error) {
 	switch {
 	case !s.ix.Ready():
 		return outNotReady, nil
-	case sc.coppa:
-		return outPrivacy, nil
 	case sc.ambiguous:
 		return outSkipped, nil
-	case len(sc.ids) == 0:
+	}
+	sig := sc.signals(gpc)
+	v := s.policy.decide(&sig)
+	if tr != nil {
+		tr.policy(v)
+	}
+	if !v.allow {
+		return outPrivacy, nil
+	}
+	if len(sc.ids) == 0 {
 		return outNoID, nil
 	}
 
@@ -69,21 +80,67 @@ func (s *Server) match(st *state, body []byte, now time.Time) (outcome, error) {
 	st.slots = st.slots[:0]
 	for i := range sc.ids {
 		id := &sc.ids[i]
+		if drop := dropID(id.kind, v); drop != "" {
+			if tr != nil {
+				tr.id(sc, id, drop, 0)
+			}
+			continue
+		}
 		typ, ext := typeFor(id.kind), []byte(nil)
 		if id.kind == kindEID {
 			ext = sc.bytes(id.src, id.srcEsc)
 		}
+		n := len(st.slots)
 		st.slots = s.ix.Lookup(st.slots, cat, h.HashID(typ, ext, sc.bytes(id.val, id.valEsc)), sec)
+		if tr != nil {
+			tr.id(sc, id, "", len(st.slots)-n)
+		}
 		if len(st.slots) >= maxSlots {
 			st.slots = st.slots[:maxSlots]
 			break
 		}
 	}
+	return s.permit(st, cat, v, tr)
+}
+
+// permit drops the segments whose sources' rights the request does not meet, and renders
+// the rest.
+func (s *Server) permit(st *state, cat *segments.Catalog, v verdict, tr *trace) (
+	outcome, error) {
 	if len(st.slots) == 0 {
+		return outNoMatch, nil
+	}
+	var has segments.Needs
+	if v.consented {
+		has |= segments.NeedsConsent
+	}
+	if !v.usOptedOut {
+		has |= segments.NeedsNoUSOptOut
+	}
+	if tr != nil {
+		tr.segments(cat, st.slots, has)
+	}
+	var removed int
+	st.slots, removed = cat.Permit(st.slots, has)
+	if len(st.slots) == 0 {
+		if removed > 0 {
+			return outPrivacy, nil
+		}
 		return outNoMatch, nil
 	}
 	st.frag, _ = cat.AppendUserData(st.frag[:0], st.slots)
 	return outEnriched, nil
+}
+
+// dropID says why a kind of ID may not be used under v, or "" when it may.
+func dropID(k idKind, v verdict) string {
+	switch {
+	case k == kindIFA && v.noIFA:
+		return "limit ad tracking or ATT: the IFA is not used"
+	case (k == kindUID || k == kindBUID) && v.noCookies:
+		return "no TCF purpose 1 consent: cookie IDs are not read"
+	}
+	return ""
 }
 
 // requestTime is when the handler was called, or now for a context that no server set up.
@@ -128,7 +185,8 @@ func (s *Server) bid(ctx *fasthttp.RequestCtx, ep endpoint) {
 	defer s.finish(ctx, st, ep, &oc)
 
 	body := ctx.PostBody()
-	oc, err := s.match(st, body, start)
+	gpc := ctx.Request.Header.Peek("Sec-GPC")
+	oc, err := s.match(st, body, start, len(gpc) == 1 && gpc[0] == '1', nil)
 	if err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, err)
 		return

@@ -35,14 +35,16 @@ func (s *scan) once(seen *uint32, bit uint32) {
 // Key filters for the objects that segd reads: each lets through the names that the
 // object's field function looks for.
 var (
-	topKeys      = keyFilter("user", "device", "regs", "tmax")
-	userKeys     = keyFilter("id", "buyeruid", "data", "eids", "ext")
-	userExtKeys  = keyFilter("eids")
-	deviceKeys   = keyFilter("ifa")
-	regsKeys     = keyFilter("coppa")
-	dataItemKeys = keyFilter("id")
-	eidKeys      = keyFilter("source", "uids")
-	uidKeys      = keyFilter("id")
+	topKeys       = keyFilter("user", "device", "regs", "tmax")
+	userKeys      = keyFilter("id", "buyeruid", "data", "eids", "ext", "consent")
+	userExtKeys   = keyFilter("eids", "consent")
+	deviceKeys    = keyFilter("ifa", "lmt", "ext")
+	deviceExtKeys = keyFilter("atts")
+	regsKeys      = keyFilter("coppa", "gdpr", "us_privacy", "gpp", "gpp_sid", "ext")
+	regsExtKeys   = keyFilter("gdpr", "us_privacy")
+	dataItemKeys  = keyFilter("id")
+	eidKeys       = keyFilter("source", "uids")
+	uidKeys       = keyFilter("id")
 )
 
 // topField reads the members of the request object that segd needs.
@@ -131,39 +133,92 @@ func (s *scan) userField(key []byte, i, depth int) (int, error) {
 	case "ext":
 		s.once(&s.seen, seenUserExt)
 		return s.objectOrSkip(i, depth, s.userExtField, userExtKeys)
+	case "consent":
+		return s.privString(i, depth, &s.priv.consent, seenConsent)
 	}
 	return s.value(i, depth)
 }
 
 // userExtField reads the extended IDs that OpenRTB 2.5 keeps in user.ext.
 func (s *scan) userExtField(key []byte, i, depth int) (int, error) {
-	if string(key) == "eids" {
+	switch string(key) {
+	case "eids":
 		s.once(&s.seen, seenExtEIDs)
 		return s.eidsValue(i, depth)
+	case "consent":
+		return s.privString(i, depth, &s.priv.extConsent, seenExtConsent)
 	}
 	return s.value(i, depth)
 }
 
 // deviceField reads device.ifa.
 func (s *scan) deviceField(key []byte, i, depth int) (int, error) {
-	if string(key) == "ifa" {
+	switch string(key) {
+	case "ifa":
 		s.once(&s.seen, seenIFA)
 		return s.idValue(i, depth, kindIFA)
+	case "lmt":
+		s.once(&s.priv.seen, seenLMT)
+		end, err := s.value(i, depth)
+		if err == nil {
+			s.priv.lmt = flagSet(s.body[i:end])
+		}
+		return end, err
+	case "ext":
+		s.once(&s.priv.seen, seenDeviceExt)
+		return s.objectOrSkip(i, depth, s.deviceExtField, deviceExtKeys)
 	}
 	return s.value(i, depth)
 }
 
-// regsField reads regs.coppa.
-func (s *scan) regsField(key []byte, i, depth int) (int, error) {
-	if string(key) != "coppa" {
+// deviceExtField reads device.ext.atts, Apple's App Tracking Transparency status.
+func (s *scan) deviceExtField(key []byte, i, depth int) (int, error) {
+	if string(key) != "atts" {
 		return s.value(i, depth)
 	}
-	s.once(&s.seen, seenCOPPA)
+	s.once(&s.priv.seen, seenATTS)
 	end, err := s.value(i, depth)
 	if err == nil {
-		s.coppa = coppaSet(s.body[i:end])
+		s.priv.atts = smallInt(s.body[i:end])
 	}
 	return end, err
+}
+
+// regsField reads regs.coppa.
+func (s *scan) regsField(key []byte, i, depth int) (int, error) {
+	switch string(key) {
+	case "coppa":
+		s.once(&s.seen, seenCOPPA)
+		end, err := s.value(i, depth)
+		if err == nil {
+			s.coppa = coppaSet(s.body[i:end])
+		}
+		return end, err
+	case "gdpr":
+		return s.gdprValue(i, depth, &s.priv.gdpr, seenGDPR)
+	case "us_privacy":
+		return s.privString(i, depth, &s.priv.usp, seenUSP)
+	case "gpp":
+		return s.privString(i, depth, &s.priv.gpp, seenGPP)
+	case "gpp_sid":
+		s.once(&s.priv.seen, seenGPPSID)
+		return s.gppSIDValue(i, depth)
+	case "ext":
+		s.once(&s.priv.seen, seenRegsExt)
+		return s.objectOrSkip(i, depth, s.regsExtField, regsExtKeys)
+	}
+	return s.value(i, depth)
+}
+
+// regsExtField reads OpenRTB 2.5's regs.ext.gdpr and regs.ext.us_privacy.
+func (s *scan) regsExtField(key []byte, i, depth int) (int, error) {
+	switch string(key) {
+	case "gdpr":
+		return s.gdprValue(i, depth, &s.priv.extGDPR, seenExtGDPR)
+	case "us_privacy":
+		return s.privString(i, depth, &s.priv.extUSP, seenExtUSP)
+	}
+	return s.value(i, depth)
 }
 
 // coppaSet reads regs.coppa failing closed: anything but 0 or null means the request is
@@ -405,3 +460,121 @@ func hex4(b []byte) rune {
 	}
 	return r
 }
+
+// privacy holds the privacy fields of a request as the scan found them.
+type privacy struct {
+	seen                uint32 // seen* bits of the privacy fields
+	gdpr, extGDPR       int8   // -1 absent; regs.gdpr and 2.5's regs.ext.gdpr
+	consent, extConsent strField
+	usp, extUSP         strField
+	gpp                 strField
+	gppSID              [maxGPPSIDs]int
+	gppSIDs             int  // entries used in gppSID
+	gppSIDBad           bool // gpp_sid is not a list of section numbers
+	lmt                 bool
+	atts                int // -1 absent
+}
+
+// maxGPPSIDs bounds the sections read from regs.gpp_sid; a longer list is malformed.
+const maxGPPSIDs = 16
+
+// strField is a string value: its span in the body, or in the scratch buffer when esc.
+type strField struct {
+	sp  span
+	esc bool
+	set bool
+}
+
+// Bits of privacy.seen.
+const (
+	seenConsent = 1 << iota
+	seenExtConsent
+	seenLMT
+	seenDeviceExt
+	seenATTS
+	seenGDPR
+	seenExtGDPR
+	seenUSP
+	seenExtUSP
+	seenGPP
+	seenGPPSID
+	seenRegsExt
+)
+
+// privString reads a string privacy field; another type leaves it unset.
+func (s *scan) privString(i, depth int, f *strField, bit uint32) (int, error) {
+	s.once(&s.priv.seen, bit)
+	if i >= len(s.body) || s.body[i] != '"' {
+		return s.value(i, depth)
+	}
+	sp, esc, err := s.str(i)
+	if err != nil {
+		return 0, err
+	}
+	*f = strField{sp: sp, set: true}
+	if esc {
+		f.sp, f.esc = s.unescapeSpan(sp), true
+	}
+	return sp.end + 1, nil
+}
+
+// gdprValue reads a gdpr flag: 0 and 1 as such, null as absent, anything else as 1,
+// failing closed.
+func (s *scan) gdprValue(i, depth int, dst *int8, bit uint32) (int, error) {
+	s.once(&s.priv.seen, bit)
+	end, err := s.value(i, depth)
+	if err != nil {
+		return 0, err
+	}
+	switch string(s.body[i:end]) {
+	case "null":
+	case "0":
+		*dst = 0
+	default:
+		*dst = 1
+	}
+	return end, nil
+}
+
+// gppSIDValue reads regs.gpp_sid, an array of small section numbers.
+func (s *scan) gppSIDValue(i, depth int) (int, error) {
+	if i >= len(s.body) || s.body[i] != '[' {
+		end, err := s.value(i, depth)
+		if err == nil && string(s.body[i:end]) != "null" {
+			s.priv.gppSIDBad = true
+		}
+		return end, err
+	}
+	return s.array(i, depth, func(i, depth int) (int, error) {
+		end, err := s.value(i, depth)
+		if err != nil {
+			return 0, err
+		}
+		n := smallInt(s.body[i:end])
+		if n < 0 || s.priv.gppSIDs == maxGPPSIDs {
+			s.priv.gppSIDBad = true
+			return end, nil
+		}
+		s.priv.gppSID[s.priv.gppSIDs] = n
+		s.priv.gppSIDs++
+		return end, nil
+	})
+}
+
+// smallInt parses a non-negative integer of at most four digits, or returns -1.
+func smallInt(b []byte) int {
+	if len(b) == 0 || len(b) > 4 {
+		return -1
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// flagSet reads a 0/1 flag failing closed: anything but 0, null or absent counts as set.
+func flagSet(v []byte) bool { return coppaSet(v) }

@@ -17,18 +17,20 @@ import (
 	"github.com/prebid/go-gpp/sections/uspva"
 )
 
-// PrivacyConfig says how segd reads privacy signals. The zero value is the strictest
-// reading but for GVLVendorID, which must be set for GDPR traffic ever to be enriched.
+// PrivacyConfig says how segd reads privacy signals. Every signal a request carries is
+// enforced whatever the settings; they only decide what absent or contested signals mean.
 type PrivacyConfig struct {
 	// GVLVendorID is segd's operator's vendor ID in the IAB Global Vendor List. A TCF
 	// string must give this vendor consent. 0 means none: GDPR traffic is never enriched.
 	GVLVendorID uint16
-	// GDPRUnknownOff, when set, reads a request without a gdpr flag (regs.gdpr, or 2.5's
-	// regs.ext.gdpr) as outside the GDPR. By default such a request is treated as inside
-	// it, so without a valid consent string it is not enriched: an exchange that omits
-	// the flag cannot vouch that the user is not in the EU, and a wrong guess that way
-	// costs a fine rather than a few segments.
-	GDPRUnknownOff bool
+	// GDPRWhenUnknown, when set, treats a request without a gdpr flag (regs.gdpr, or 2.5's
+	// regs.ext.gdpr) as inside the GDPR, so that without a valid consent string it is not
+	// enriched. By default such a request is inside the GDPR only when it carries a consent
+	// string, which is then enforced: OpenRTB leaves the flag to the exchange, which knows
+	// the user's location, and exchanges with EU traffic send it; reading every request
+	// without it as European would end enrichment for most traffic elsewhere. A deployment
+	// that serves EU traffic from exchanges that omit the flag should set it.
+	GDPRWhenUnknown bool
 	// IgnoreGPC, when set, ignores the Sec-GPC header. By default Sec-GPC: 1 counts as a
 	// US opt-out of sale and sharing, as California and other states require.
 	IgnoreGPC bool
@@ -103,7 +105,7 @@ func (p *policy) decide(s *signals) verdict {
 	if s.atts >= 0 && s.atts != 3 {
 		v.noIFA, v.why = true, "device.ext.atts: tracking not authorised, the IFA is not used"
 	}
-	inGDPR := s.gdpr == 1 || s.gdpr == -1 && !p.cfg.GDPRUnknownOff
+	inGDPR := s.gdpr == 1 || s.gdpr == -1 && (p.cfg.GDPRWhenUnknown || len(s.consent) > 0)
 	var gv gppVerdict
 	if len(s.gpp) > 0 || len(s.gppSID) > 0 {
 		gv = p.gppVerdict(s.gpp)

@@ -74,7 +74,7 @@ func TestPolicy(t *testing.T) {
 		want verdict // why is not compared
 	}{
 		{"gdpr 0, nothing else", with(func(s *signals) { s.gdpr = 0 }), verdict{allow: true}},
-		{"gdpr absent: applies, no string", none, verdict{}},
+		{"gdpr absent, no string: outside the GDPR", none, verdict{allow: true}},
 		{"gdpr 1, full consent", with(func(s *signals) {
 			s.gdpr, s.consent = 1, []byte(tcfFull)
 		}), verdict{allow: true, consented: true}},

@@ -85,6 +85,7 @@ type scanned struct {
 	ids       []foundID
 	eidSrc    span // source of the eid object being read
 	eidSrcEsc bool
+	priv      privacy
 
 	markBase int // the body offset of the mark window, a multiple of 64
 	markLen  int // how many bytes of the body the mark window covers
@@ -102,6 +103,7 @@ func (s *scan) reset(body, prov []byte) {
 		user:    noSpan,
 		data:    noSpan,
 		tmax:    noSpan,
+		priv:    privacy{gdpr: -1, extGDPR: -1, atts: -1},
 	}
 }
 

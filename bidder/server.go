@@ -27,6 +27,8 @@ type Config struct {
 	// ProviderID is the user.data id that segd writes and later recognises as its own;
 	// default "segd".
 	ProviderID string
+	// Privacy says how privacy signals are read; see PrivacyConfig.
+	Privacy PrivacyConfig
 	// MaxBodySize is the largest bid request accepted, in bytes; default 256 KiB. Larger
 	// bodies get 413.
 	MaxBodySize int
@@ -117,6 +119,7 @@ type Server struct {
 	metrics *Metrics
 	log     *zap.Logger
 	prov    []byte
+	policy  *policy
 	states  sync.Pool
 	client  *fasthttp.Client
 	srv     *fasthttp.Server
@@ -136,7 +139,8 @@ func NewServer(cfg Config, ix *segments.Index, m *Metrics, log *zap.Logger) (*Se
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("bid config: %w", err)
 	}
-	s := &Server{cfg: cfg, ix: ix, metrics: m, log: log, prov: []byte(cfg.ProviderID)}
+	s := &Server{cfg: cfg, ix: ix, metrics: m, log: log, prov: []byte(cfg.ProviderID),
+		policy: newPolicy(cfg.Privacy)}
 	s.states.New = func() any { return new(state) }
 	if cfg.Upstream != "" {
 		s.client = &fasthttp.Client{

@@ -16,6 +16,7 @@ type Catalog struct {
 }
 
 type catSeg struct {
+	id, export  string
 	live        bool
 	group       uint16
 	needs       Needs
@@ -32,6 +33,12 @@ const (
 	// NeedsNoUSOptOut: a source of the segment may not be used under a US opt-out.
 	NeedsNoUSOptOut
 )
+
+// Describe returns the ID, export ID and needs of the segment in slot, for explaining.
+func (c *Catalog) Describe(slot uint32) (id, exportID string, needs Needs) {
+	s := &c.segs[slot]
+	return s.id, s.export, s.needs
+}
 
 // Permit keeps, in place, the slots whose needs the request meets: has is the set of
 // conditions it satisfies. It returns the kept slots; removed reports how many went.
@@ -108,7 +115,9 @@ func newCatalog(prov Provider, slots []*segState) *Catalog {
 		}
 		g, _ := slices.BinarySearch(taxes, s.def.Segtax)
 		c.segs[i] = catSeg{
-			live:  true,
+			id:     s.def.ID,
+			export: s.def.ExportID,
+			live:   true,
 			group: uint16(g),
 			from:  unixSeconds(s.def.ActiveFrom),
 			frag:  append(append([]byte(`{"id":`), jsonString(s.def.ExportID)...), '}'),

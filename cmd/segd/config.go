@@ -28,6 +28,9 @@ type config struct {
 	ProviderName    string
 	Upstream        string
 	UpstreamTimeout time.Duration
+	GVLVendorID     int
+	GDPRDefault     int
+	IgnoreGPC       bool
 	TmaxMargin      time.Duration
 	MaxBudget       time.Duration
 	MaxInflight     int
@@ -69,6 +72,12 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 		"bidder URL for POST /openrtb2/auction (proxy mode); empty: off")
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", time.Second,
 		"upstream deadline for requests without tmax")
+	fs.IntVar(&c.GVLVendorID, "gvl-vendor-id", 0,
+		"your IAB GVL vendor ID; a TCF string must consent to it (0: GDPR traffic never enriched)")
+	fs.IntVar(&c.GDPRDefault, "gdpr-default", 0,
+		"whether GDPR applies to a request without a gdpr flag and consent string: 0 or 1")
+	fs.BoolVar(&c.IgnoreGPC, "ignore-gpc", false,
+		"ignore the Sec-GPC header (by default it counts as a US opt-out of sale and sharing)")
 	fs.DurationVar(&c.TmaxMargin, "tmax-margin", 10*time.Millisecond,
 		"part of a request's tmax left to the caller: the budget is tmax less this")
 	fs.DurationVar(&c.MaxBudget, "max-budget", 20*time.Millisecond,
@@ -214,6 +223,12 @@ func (c *config) validate() error {
 	case "json", "console":
 	default:
 		errs = append(errs, fmt.Errorf("log-format %q: want json or console", c.LogFormat))
+	}
+	if c.GVLVendorID < 0 || c.GVLVendorID > 65535 {
+		errs = append(errs, errors.New("gvl-vendor-id: want 0 to 65535"))
+	}
+	if c.GDPRDefault != 0 && c.GDPRDefault != 1 {
+		errs = append(errs, errors.New("gdpr-default: want 0 or 1"))
 	}
 	if c.EventRetention < 1 || c.EventRetention > 3650 {
 		errs = append(errs, errors.New("event-retention: want 1 to 3650 days"))

@@ -133,6 +133,8 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
 		Upstream: cfg.Upstream, UpstreamTimeout: cfg.UpstreamTimeout,
 		TmaxMargin: cfg.TmaxMargin, MaxBudget: cfg.MaxBudget, MaxInflight: cfg.MaxInflight,
+		Privacy: bidder.PrivacyConfig{GVLVendorID: uint16(cfg.GVLVendorID),
+			GDPRWhenUnknown: cfg.GDPRDefault == 1, IgnoreGPC: cfg.IgnoreGPC},
 	}, ix, m, log)
 	if err != nil {
 		return nil, err
@@ -165,7 +167,8 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 	}
 	l.adminAddr = adminLn.Addr().String()
 	l.admin = &http.Server{
-		Handler:           bidder.NewAdmin(bidder.AdminConfig{Token: cfg.AdminToken}, ix, db, m, log),
+		Handler: bidder.NewAdmin(bidder.AdminConfig{Token: cfg.AdminToken, Explainer: bid},
+			ix, db, m, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

@@ -1,0 +1,127 @@
+package bidder
+
+import (
+	"time"
+
+	"github.com/segd/segd/segments"
+)
+
+// signals gathers the privacy fields the scan found, preferring the OpenRTB 2.6 place of
+// each over the 2.5 ext one.
+func (s *scan) signals(gpc bool) signals {
+	p := &s.priv
+	sig := signals{
+		coppa:     s.coppa,
+		gdpr:      p.gdpr,
+		consent:   s.strValue(p.consent, p.extConsent),
+		usPrivacy: s.strValue(p.usp, p.extUSP),
+		gpp:       s.strValue(p.gpp, strField{}),
+		gppSID:    p.gppSID[:p.gppSIDs],
+		gppSIDBad: p.gppSIDBad,
+		lmt:       p.lmt,
+		atts:      p.atts,
+		gpc:       gpc,
+	}
+	if sig.gdpr < 0 {
+		sig.gdpr = p.extGDPR
+	}
+	return sig
+}
+
+func (s *scan) strValue(a, b strField) []byte {
+	switch {
+	case a.set:
+		return s.bytes(a.sp, a.esc)
+	case b.set:
+		return s.bytes(b.sp, b.esc)
+	}
+	return nil
+}
+
+// Explanation is what /v1/explain answers: each step of enriching one request.
+type Explanation struct {
+	Outcome  string           `json:"outcome"`
+	Error    string           `json:"error,omitempty"`
+	Policy   *ExplainPolicy   `json:"policy,omitempty"`
+	IDs      []ExplainID      `json:"ids"`
+	Segments []ExplainSegment `json:"segments"`
+	UserData string           `json:"user_data,omitempty"` // segd's objects, as spliced
+}
+
+// ExplainPolicy is the privacy verdict.
+type ExplainPolicy struct {
+	Allowed   bool   `json:"allowed"`
+	Reason    string `json:"reason,omitempty"`
+	Consent   bool   `json:"tcf_consent"`
+	USOptOut  bool   `json:"us_opt_out"`
+	CookieIDs bool   `json:"cookie_ids_used"`
+	IFA       bool   `json:"ifa_used"`
+}
+
+// ExplainID is one ID found in the request.
+type ExplainID struct {
+	Type     string `json:"type"`
+	Value    string `json:"value"`
+	Dropped  string `json:"dropped,omitempty"`
+	Segments int    `json:"segments"` // served segments of its profile, before data rights
+}
+
+// ExplainSegment is one segment the request's profiles are in.
+type ExplainSegment struct {
+	ID       string `json:"id"`
+	ExportID string `json:"export_id"`
+	Served   bool   `json:"served"`
+	Filtered string `json:"filtered,omitempty"`
+}
+
+// trace records the steps of match for an Explanation.
+type trace struct{ e *Explanation }
+
+func (t trace) policy(v verdict) {
+	t.e.Policy = &ExplainPolicy{Allowed: v.allow, Reason: v.why, Consent: v.consented,
+		USOptOut: v.usOptedOut, CookieIDs: !v.noCookies, IFA: !v.noIFA}
+}
+
+func (t trace) id(sc *scan, id *foundID, dropped string, segs int) {
+	typ := string(typeFor(id.kind))
+	if id.kind == kindEID {
+		typ += string(sc.bytes(id.src, id.srcEsc))
+	}
+	t.e.IDs = append(t.e.IDs, ExplainID{Type: typ, Value: string(sc.bytes(id.val, id.valEsc)),
+		Dropped: dropped, Segments: segs})
+}
+
+func (t trace) segments(cat *segments.Catalog, slots []uint32, has segments.Needs) {
+	seen := map[uint32]bool{}
+	for _, slot := range slots {
+		if seen[slot] {
+			continue
+		}
+		seen[slot] = true
+		id, export, needs := cat.Describe(slot)
+		es := ExplainSegment{ID: id, ExportID: export, Served: true}
+		switch missing := needs &^ has; {
+		case missing&segments.NeedsConsent != 0:
+			es.Served, es.Filtered = false, "a source is consent-only and there is no TCF consent"
+		case missing&segments.NeedsNoUSOptOut != 0:
+			es.Served, es.Filtered = false, "a source may not be used under a US opt-out"
+		}
+		t.e.Segments = append(t.e.Segments, es)
+	}
+}
+
+// Explain runs the request path over body without answering it, and says what each step
+// found and decided. gpc is whether the request would carry Sec-GPC: 1.
+func (s *Server) Explain(body []byte, gpc bool) Explanation {
+	e := Explanation{IDs: []ExplainID{}, Segments: []ExplainSegment{}}
+	st := new(state)
+	oc, err := s.match(st, body, time.Now(), gpc, &trace{e: &e})
+	e.Outcome = outcomeNames[oc]
+	if err != nil {
+		e.Error = err.Error()
+	}
+	if oc == outEnriched {
+		e.UserData = "[" + string(st.frag) + "]"
+	}
+	return e
+}
