@@ -47,7 +47,7 @@ type AdminConfig struct {
 	Token string
 	// Explainer answers /v1/explain; nil turns it off (404).
 	Explainer interface {
-		Explain(body []byte, gpc bool) Explanation
+		Explain(body []byte, gpc bool, caller string) Explanation
 	}
 }
 
@@ -434,5 +434,6 @@ func (a *Admin) explain(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, badRequest{fmt.Errorf("read body: %w", err)})
 		return
 	}
-	writeJSON(w, http.StatusOK, a.cfg.Explainer.Explain(body, r.Header.Get("Sec-GPC") == "1"))
+	writeJSON(w, http.StatusOK, a.cfg.Explainer.Explain(body, r.Header.Get("Sec-GPC") == "1",
+		r.URL.Query().Get("caller")))
 }

@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"crypto/sha256"
 	"errors"
 	"strconv"
 	"time"
@@ -47,10 +48,11 @@ const maxSlots = 512
 // comma-joined, in st.frag, and the outcome. A syntax error is returned as err, with
 // outInvalid.
 //
-// gpc is whether the request carried Sec-GPC: 1. tr, when not nil, records each step for
-// /v1/explain; the request path passes nil and allocates nothing.
-func (s *Server) match(st *state, body []byte, now time.Time, gpc bool, tr *trace) (
-	outcome, error) {
+// gpc is whether the request carried Sec-GPC: 1, and caller the number of the caller it
+// came from, or segments.NoCaller. tr, when not nil, records each step for /v1/explain;
+// the request path passes nil and allocates nothing.
+func (s *Server) match(st *state, body []byte, now time.Time, gpc bool, caller int,
+	tr *trace) (outcome, error) {
 	sc := &st.scan
 	sc.reset(body, s.prov)
 	if err := sc.run(); err != nil {
@@ -100,13 +102,13 @@ func (s *Server) match(st *state, body []byte, now time.Time, gpc bool, tr *trac
 			break
 		}
 	}
-	return s.permit(st, cat, v, tr)
+	return s.permit(st, cat, v, caller, tr)
 }
 
 // permit drops the segments whose sources' rights the request does not meet, and renders
 // the rest.
-func (s *Server) permit(st *state, cat *segments.Catalog, v verdict, tr *trace) (
-	outcome, error) {
+func (s *Server) permit(st *state, cat *segments.Catalog, v verdict, caller int,
+	tr *trace) (outcome, error) {
 	if len(st.slots) == 0 {
 		return outNoMatch, nil
 	}
@@ -118,10 +120,10 @@ func (s *Server) permit(st *state, cat *segments.Catalog, v verdict, tr *trace) 
 		has |= segments.NeedsNoUSOptOut
 	}
 	if tr != nil {
-		tr.segments(cat, st.slots, has)
+		tr.segments(cat, st.slots, has, caller)
 	}
 	var removed int
-	st.slots, removed = cat.Permit(st.slots, has)
+	st.slots, removed = cat.Permit(st.slots, has, caller)
 	if len(st.slots) == 0 {
 		if removed > 0 {
 			return outPrivacy, nil
@@ -186,10 +188,14 @@ func (s *Server) bid(ctx *fasthttp.RequestCtx, ep endpoint) {
 
 	body := ctx.PostBody()
 	gpc := ctx.Request.Header.Peek("Sec-GPC")
-	oc, err := s.match(st, body, start, len(gpc) == 1 && gpc[0] == '1', nil)
+	caller, known := s.caller(ctx.Request.Header.Peek(CallerHeader))
+	oc, err := s.match(st, body, start, len(gpc) == 1 && gpc[0] == '1', caller, nil)
 	if err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, err)
 		return
+	}
+	if !known {
+		oc = outCaller // the body was valid JSON, but this caller gets nothing
 	}
 	if oc == outEnriched && time.Since(start) >= s.budget(&st.scan) {
 		oc = outOverBudget
@@ -214,6 +220,23 @@ func (s *Server) bid(ctx *fasthttp.RequestCtx, ep endpoint) {
 			oc = outUpstreamErr
 		}
 	}
+}
+
+// caller finds the caller whose API key is key. It returns segments.NoCaller and true for
+// a request without a key when none is required, and false for an unknown key. Keys are
+// compared by their SHA-256, so the lookup's timing says nothing about a key's bytes.
+func (s *Server) caller(key []byte) (int, bool) {
+	if len(key) == 0 {
+		return segments.NoCaller, !s.cfg.RequireCaller
+	}
+	if len(s.callers) == 0 {
+		return segments.NoCaller, true
+	}
+	n, ok := s.callers[sha256.Sum256(key)]
+	if !ok {
+		return segments.NoCaller, false
+	}
+	return n, true
 }
 
 // budget is how long a request may take from being read to being spliced: its tmax less
@@ -293,6 +316,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, oc outcome) error 
 	ctx.Request.Header.CopyTo(&req.Header)
 	req.Header.Del("Content-Length")
 	req.Header.Del("Connection")
+	req.Header.Del(CallerHeader) // segd's key is not the bidder's business
 	req.SetRequestURI(s.cfg.Upstream)
 	req.Header.SetMethod(fasthttp.MethodPost)
 

@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/segd/segd/segments"
@@ -91,7 +92,8 @@ func (t trace) id(sc *scan, id *foundID, dropped string, segs int) {
 		Dropped: dropped, Segments: segs})
 }
 
-func (t trace) segments(cat *segments.Catalog, slots []uint32, has segments.Needs) {
+func (t trace) segments(cat *segments.Catalog, slots []uint32, has segments.Needs,
+	caller int) {
 	seen := map[uint32]bool{}
 	for _, slot := range slots {
 		if seen[slot] {
@@ -105,17 +107,28 @@ func (t trace) segments(cat *segments.Catalog, slots []uint32, has segments.Need
 			es.Served, es.Filtered = false, "a source is consent-only and there is no TCF consent"
 		case missing&segments.NeedsNoUSOptOut != 0:
 			es.Served, es.Filtered = false, "a source may not be used under a US opt-out"
+		case !cat.CallerAllows(slot, caller):
+			es.Served, es.Filtered = false, "not for this caller"
 		}
 		t.e.Segments = append(t.e.Segments, es)
 	}
 }
 
 // Explain runs the request path over body without answering it, and says what each step
-// found and decided. gpc is whether the request would carry Sec-GPC: 1.
-func (s *Server) Explain(body []byte, gpc bool) Explanation {
+// found and decided. gpc is whether the request would carry Sec-GPC: 1; caller names the
+// caller it would come from, or is empty for none.
+func (s *Server) Explain(body []byte, gpc bool, caller string) Explanation {
 	e := Explanation{IDs: []ExplainID{}, Segments: []ExplainSegment{}}
+	n := segments.NoCaller
+	if caller != "" {
+		var ok bool
+		if n, ok = s.callerNo[caller]; !ok {
+			e.Outcome, e.Error = outcomeNames[outCaller], "no caller is named "+strconv.Quote(caller)
+			return e
+		}
+	}
 	st := new(state)
-	oc, err := s.match(st, body, time.Now(), gpc, &trace{e: &e})
+	oc, err := s.match(st, body, time.Now(), gpc, n, &trace{e: &e})
 	e.Outcome = outcomeNames[oc]
 	if err != nil {
 		e.Error = err.Error()

@@ -25,12 +25,13 @@ const (
 	outUpstreamErr                // proxy mode: the upstream failed
 	outOverBudget                 // the scan and lookup ran past the budget: unchanged
 	outOverload                   // beyond MaxInflight: answered at once, unchanged
+	outCaller                     // an unknown API key, or none where one is required
 	numOutcomes
 )
 
 var outcomeNames = [numOutcomes]string{
 	"enriched", "no_id", "no_match", "privacy", "not_ready", "skipped", "invalid", "panic",
-	"upstream_error", "over_budget", "overload",
+	"upstream_error", "over_budget", "overload", "unknown_caller",
 }
 
 // endpoint is a bid-listener route, for metrics.

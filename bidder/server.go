@@ -8,6 +8,7 @@
 package bidder
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -53,7 +54,27 @@ type Config struct {
 	// MaxInflight is how many bid requests may be in the handler at once; default 1024.
 	// Each one beyond is answered at once and unchanged (503 in proxy mode), not queued.
 	MaxInflight int
+	// Callers are the clients that identify themselves with an API key in the
+	// X-Api-Key header, each limited to some segments or taxonomies. A request with a
+	// key that is not here is answered unchanged.
+	Callers []Caller
+	// RequireCaller answers unchanged every request without an X-Api-Key header. When
+	// false, such a request gets every segment that its privacy signals allow.
+	RequireCaller bool
 }
+
+// Caller is one client of the bid listener and what it may receive.
+type Caller struct {
+	segments.Caller
+	// Key is the API key the caller sends in X-Api-Key; at least 16 bytes.
+	Key string
+}
+
+// CallerHeader is the request header that carries a caller's API key.
+const CallerHeader = "X-Api-Key"
+
+// minKeyLen is the shortest API key accepted: shorter ones are guessable.
+const minKeyLen = 16
 
 func (c *Config) setDefaults() {
 	if c.ProviderID == "" {
@@ -109,6 +130,19 @@ func (c *Config) Validate() error {
 	if c.MaxInflight < 0 {
 		errs = append(errs, errors.New("max in-flight requests must not be negative"))
 	}
+	keys := make(map[string]bool, len(c.Callers))
+	for _, cl := range c.Callers {
+		if len(cl.Key) < minKeyLen {
+			errs = append(errs, fmt.Errorf("caller %q: key: want at least %d bytes", cl.Name, minKeyLen))
+		}
+		if keys[cl.Key] {
+			errs = append(errs, fmt.Errorf("caller %q: key: already used by another caller", cl.Name))
+		}
+		keys[cl.Key] = true
+	}
+	if c.RequireCaller && len(c.Callers) == 0 {
+		errs = append(errs, errors.New("require caller: no callers are defined"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -125,6 +159,9 @@ type Server struct {
 	srv     *fasthttp.Server
 
 	inflight atomic.Int64 // bid requests in the handler now
+
+	callers  map[[sha256.Size]byte]int // SHA-256 of an API key -> caller number
+	callerNo map[string]int            // caller name -> caller number
 }
 
 // maxConns is fasthttp's cap on open connections. A connection beyond it is answered 503
@@ -140,7 +177,17 @@ func NewServer(cfg Config, ix *segments.Index, m *Metrics, log *zap.Logger) (*Se
 		return nil, fmt.Errorf("bid config: %w", err)
 	}
 	s := &Server{cfg: cfg, ix: ix, metrics: m, log: log, prov: []byte(cfg.ProviderID),
-		policy: newPolicy(cfg.Privacy)}
+		policy: newPolicy(cfg.Privacy), callers: make(map[[sha256.Size]byte]int),
+		callerNo: make(map[string]int)}
+	cs := make([]segments.Caller, len(cfg.Callers))
+	for i, cl := range cfg.Callers {
+		cs[i] = cl.Caller
+		s.callers[sha256.Sum256([]byte(cl.Key))] = i
+		s.callerNo[cl.Name] = i
+	}
+	if err := ix.SetCallers(cs); err != nil {
+		return nil, fmt.Errorf("bid config: %w", err)
+	}
 	s.states.New = func() any { return new(state) }
 	if cfg.Upstream != "" {
 		s.client = &fasthttp.Client{

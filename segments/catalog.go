@@ -11,8 +11,9 @@ import (
 // whether each slot is served and its pre-rendered user.data fragment. The Index publishes a
 // new Catalog whenever segments change. Safe for concurrent use.
 type Catalog struct {
-	segs   []catSeg   // by slot
-	groups []catGroup // one per taxonomy, by group ordinal
+	segs    []catSeg   // by slot
+	groups  []catGroup // one per taxonomy, by group ordinal
+	callers [][]uint64 // by caller: a bit set of the slots the caller may have
 }
 
 type catSeg struct {
@@ -40,39 +41,110 @@ func (c *Catalog) Describe(slot uint32) (id, exportID string, needs Needs) {
 	return s.id, s.export, s.needs
 }
 
-// Permit keeps, in place, the slots whose needs the request meets: has is the set of
-// conditions it satisfies. It returns the kept slots; removed reports how many went.
-func (c *Catalog) Permit(slots []uint32, has Needs) (kept []uint32, removed int) {
+// NoCaller is the caller number of a request that names no caller: no caller filter applies.
+const NoCaller = -1
+
+// Permit keeps, in place, the slots whose needs the request meets and that caller may have:
+// has is the set of conditions the request satisfies, and caller the caller's number in the
+// order given to SetCallers, or NoCaller. It returns the kept slots; removed reports how
+// many went.
+func (c *Catalog) Permit(slots []uint32, has Needs, caller int) (kept []uint32, removed int) {
+	var mask []uint64
+	if caller >= 0 && caller < len(c.callers) {
+		mask = c.callers[caller]
+	}
 	kept = slots[:0]
 	for _, s := range slots {
-		if c.segs[s].needs&^has == 0 {
-			kept = append(kept, s)
+		if c.segs[s].needs&^has != 0 {
+			continue
 		}
+		if mask != nil && mask[s/64]&(1<<(s%64)) == 0 {
+			continue
+		}
+		kept = append(kept, s)
 	}
 	return kept, len(slots) - len(kept)
 }
 
-// buildCatalog renders the catalog from the current segments and sources. Lock held.
+// CallerAllows reports whether caller (see Permit) may have the segment in slot.
+func (c *Catalog) CallerAllows(slot uint32, caller int) bool {
+	if caller < 0 || caller >= len(c.callers) {
+		return true
+	}
+	return c.callers[caller][slot/64]&(1<<(slot%64)) != 0
+}
+
+// buildCatalog renders the catalog from the current segments, sources and callers. Lock
+// held.
 func (ix *Index) buildCatalog() *Catalog {
 	c := newCatalog(ix.provider, ix.slots)
+	srcs := make([][]*Source, len(ix.slots))
 	for i, s := range ix.slots {
 		if s != nil {
-			c.segs[i].needs = ix.needs(s)
+			srcs[i] = ix.sourcesOf(s)
+			c.segs[i].needs = needsOf(srcs[i])
 		}
+	}
+	c.callers = make([][]uint64, len(ix.callers))
+	for k := range ix.callers {
+		cl := &ix.callers[k]
+		mask := make([]uint64, (len(ix.slots)+63)/64)
+		for i, s := range ix.slots {
+			if s != nil && cl.allows(s.def, srcs[i]) {
+				mask[i/64] |= 1 << (i % 64)
+			}
+		}
+		c.callers[k] = mask
 	}
 	return c
 }
 
-// needs derives a segment's needs from the sources of the traits its rule reads. A
-// source that is not defined (any more) puts no condition.
-func (ix *Index) needs(s *segState) Needs {
-	var n Needs
-	for _, t := range s.deps {
-		src, _, _ := strings.Cut(ix.traitNames[t], ":")
-		so, ok := ix.sources[src]
-		if !ok {
-			continue
+// allows reports whether the caller may have segment g, whose rule reads srcs.
+func (cl *Caller) allows(g Segment, srcs []*Source) bool {
+	if len(cl.Segments) > 0 && !slices.Contains(cl.Segments, g.ID) {
+		return false
+	}
+	if len(cl.Segtax) > 0 && !slices.Contains(cl.Segtax, g.Segtax) {
+		return false
+	}
+	for _, so := range srcs {
+		if slices.Contains(so.Uses.NotForCallers, cl.Name) {
+			return false
 		}
+	}
+	return true
+}
+
+// sourcesOf returns the defined sources of the traits that s's rule reads, directly or
+// through the segments it references. A source that is not defined (any more) is left
+// out, and so puts no condition.
+func (ix *Index) sourcesOf(s *segState) []*Source {
+	var out []*Source
+	seen := map[*segState]bool{}
+	var walk func(*segState)
+	walk = func(s *segState) {
+		if seen[s] {
+			return
+		}
+		seen[s] = true
+		for _, t := range s.deps {
+			src, _, _ := strings.Cut(ix.traitNames[t], ":")
+			if so, ok := ix.sources[src]; ok && !slices.Contains(out, so) {
+				out = append(out, so)
+			}
+		}
+		for _, r := range s.refs {
+			walk(r)
+		}
+	}
+	walk(s)
+	return out
+}
+
+// needsOf derives a segment's needs from the sources its rule reads.
+func needsOf(srcs []*Source) Needs {
+	var n Needs
+	for _, so := range srcs {
 		if so.Uses.ConsentOnly {
 			n |= NeedsConsent
 		}
@@ -118,9 +190,9 @@ func newCatalog(prov Provider, slots []*segState) *Catalog {
 			id:     s.def.ID,
 			export: s.def.ExportID,
 			live:   true,
-			group: uint16(g),
-			from:  unixSeconds(s.def.ActiveFrom),
-			frag:  append(append([]byte(`{"id":`), jsonString(s.def.ExportID)...), '}'),
+			group:  uint16(g),
+			from:   unixSeconds(s.def.ActiveFrom),
+			frag:   append(append([]byte(`{"id":`), jsonString(s.def.ExportID)...), '}'),
 		}
 		if !s.def.ActiveUntil.IsZero() {
 			c.segs[i].until = unixSeconds(s.def.ActiveUntil)

@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -33,6 +34,7 @@ type Index struct {
 	traitBits   []*roaring.Bitmap          // by trait ordinal: memberships and event days; nil when empty
 	dayBits     map[uint64]*roaring.Bitmap // by dayKey: profiles with the trait that day
 	retention   uint16                     // days of events kept; see SetRetention
+	callers     []Caller                   // see SetCallers
 	traitWins   map[uint32][]uint16        // window lengths that rules read, by trait
 	traitSegs   [][]*segState              // by trait ordinal: segments that depend on it
 	emptyTrue   []*segState                // segments a profile without traits matches
@@ -87,6 +89,30 @@ func (ix *Index) SetRetention(days int) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.retention = uint16(min(max(days, 1), 3650))
+}
+
+// SetCallers declares the callers whose segment filters every catalog carries, in the
+// order that Catalog.Permit numbers them. Names must be unique.
+func (ix *Index) SetCallers(cs []Caller) error {
+	seen := make(map[string]bool, len(cs))
+	var errs []error
+	for i := range cs {
+		if err := cs[i].Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if seen[cs[i].Name] {
+			errs = append(errs, fmt.Errorf("caller %q: defined twice", cs[i].Name))
+		}
+		seen[cs[i].Name] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.callers = slices.Clone(cs)
+	ix.catalog.Store(ix.buildCatalog())
+	return nil
 }
 
 // Retention returns how many days of events are kept.

@@ -2,6 +2,7 @@ package segments_test
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -600,7 +601,7 @@ func TestTxnSources(t *testing.T) {
 	ix := newIndex()
 	src := segments.Source{ID: "crm", Name: "CRM", Party: segments.FirstParty, TTL: time.Hour}
 	update(t, ix, t0, func(tx *segments.Txn) error { return tx.PutSource(src) })
-	if got, ok := ix.Source("crm"); !ok || got != src {
+	if got, ok := ix.Source("crm"); !ok || !reflect.DeepEqual(got, src) {
 		t.Errorf("Source(crm) = %+v, %v", got, ok)
 	}
 	tx := ix.Begin(t0)

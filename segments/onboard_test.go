@@ -254,7 +254,7 @@ func TestSourceJSON(t *testing.T) {
 	if err := back.UnmarshalJSON(b); err != nil {
 		t.Fatalf("decode %s: %v", b, err)
 	}
-	if back != src {
+	if !reflect.DeepEqual(back, src) {
 		t.Errorf("round trip of %s = %+v, want %+v", b, back, src)
 	}
 	err = back.UnmarshalJSON([]byte(`{"id":"x","ttl":"forever"}`))

@@ -42,6 +42,8 @@ type Uses struct {
 	// sale or sharing under US law (us_privacy, GPP, Sec-GPC); nil means only for
 	// first-party sources.
 	UnderUSOptOut *bool `json:"under_us_opt_out,omitempty"`
+	// NotForCallers names the callers (see Caller) whose requests the data never enriches.
+	NotForCallers []string `json:"not_for_callers,omitempty"`
 }
 
 // usableUnderOptOut applies the default of Uses.UnderUSOptOut.
@@ -71,6 +73,42 @@ func (s *Source) Validate() error {
 	}
 	if s.TTL <= 0 || s.TTL > MaxTTL {
 		errs = append(errs, fmt.Errorf("ttl %s: want more than 0 and at most %s", s.TTL, MaxTTL))
+	}
+	for _, c := range s.Uses.NotForCallers {
+		if !ValidID(c) {
+			errs = append(errs, fmt.Errorf("uses.not_for_callers: %q: want 1-64 of a-z, 0-9, _ and -", c))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Caller is a client of the bid listener whose requests may carry only some segments: an
+// SSP sends different segments to different DSPs. The zero filters allow everything; a
+// source can still refuse a caller by name (Uses.NotForCallers).
+type Caller struct {
+	Name string
+	// Segments, when not empty, lists the only segment IDs the caller gets.
+	Segments []string
+	// Segtax, when not empty, lists the only taxonomies the caller gets; 0 stands for
+	// proprietary IDs.
+	Segtax []int
+}
+
+// Validate reports every problem with c at once.
+func (c *Caller) Validate() error {
+	var errs []error
+	if !ValidID(c.Name) {
+		errs = append(errs, fmt.Errorf("caller %q: want a name of 1-64 of a-z, 0-9, _ and -", c.Name))
+	}
+	for _, id := range c.Segments {
+		if !ValidID(id) {
+			errs = append(errs, fmt.Errorf("caller %s: segment %q is not a valid segment ID", c.Name, id))
+		}
+	}
+	for _, t := range c.Segtax {
+		if t < 0 || t > 65535 {
+			errs = append(errs, fmt.Errorf("caller %s: segtax %d: want 0-65535", c.Name, t))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,6 +59,20 @@ type config struct {
 	CollectCookieDomain  string
 	CollectCookieTTL     time.Duration
 	CollectRedirectHosts string // comma list
+
+	// Callers come only from the YAML file, as a list under "callers"; see callerYAML.
+	Callers       []bidder.Caller
+	RequireCaller bool
+}
+
+// callerYAML is one entry of the config file's callers list. The key is given either
+// in the file or, better, as the name of an environment variable that holds it.
+type callerYAML struct {
+	Name     string   `yaml:"name"`
+	Key      string   `yaml:"key"`
+	KeyEnv   string   `yaml:"key_env"`
+	Segments []string `yaml:"segments"`
+	Segtax   []int    `yaml:"segtax"`
 }
 
 func bindFlags(fs *flag.FlagSet, c *config) {
@@ -120,6 +135,9 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 		"lifetime of the collect cookie, renewed on every visit; at most 400 days")
 	fs.StringVar(&c.CollectRedirectHosts, "collect-redirect-hosts", "",
 		"comma list of hosts /sync may redirect to; .example.com: any host below it")
+	fs.BoolVar(&c.RequireCaller, "require-caller", false,
+		"answer unchanged every bid request without an "+bidder.CallerHeader+
+			" header (callers are listed in the config file)")
 }
 
 // demoSecret is the ID secret of --demo. It is public, so data hashed with it is not
@@ -144,7 +162,7 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (*co
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
 
 	if c.ConfigFile != "" {
-		if err := applyYAML(fs, c.ConfigFile); err != nil {
+		if err := applyYAML(fs, c, c.ConfigFile, getenv); err != nil {
 			return nil, err
 		}
 	}
@@ -169,7 +187,7 @@ func envName(flagName string) string {
 	return "SEGD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func applyYAML(fs *flag.FlagSet, path string) error {
+func applyYAML(fs *flag.FlagSet, c *config, path string, getenv func(string) string) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
@@ -185,6 +203,12 @@ func applyYAML(fs *flag.FlagSet, path string) error {
 	sort.Strings(keys)
 	var errs []error
 	for _, k := range keys {
+		if k == "callers" {
+			if err := c.readCallers(m[k], getenv); err != nil {
+				errs = append(errs, fmt.Errorf("config %s: %w", path, err))
+			}
+			continue
+		}
 		name := strings.ReplaceAll(k, "_", "-")
 		if fs.Lookup(name) == nil || name == "config" {
 			errs = append(errs, fmt.Errorf("config %s: unknown setting %q", path, k))
@@ -193,6 +217,39 @@ func applyYAML(fs *flag.FlagSet, path string) error {
 		if err := fs.Set(name, fmt.Sprint(m[k])); err != nil {
 			errs = append(errs, fmt.Errorf("config %s: %s: %w", path, k, err))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// readCallers decodes v, the callers list of the YAML file, taking each key from the file
+// or from the environment variable that key_env names. An unknown field is an error.
+func (c *config) readCallers(v any, getenv func(string) string) error {
+	raw, err := yaml.Marshal(v) // v came from YAML, so it goes back
+	if err != nil {
+		return fmt.Errorf("callers: %w", err)
+	}
+	var list []callerYAML
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&list); err != nil {
+		return fmt.Errorf("callers: want a list of {name, key or key_env, segments, segtax}: %w", err)
+	}
+	var errs []error
+	for i, y := range list {
+		key := y.Key
+		switch {
+		case y.Key != "" && y.KeyEnv != "":
+			errs = append(errs, fmt.Errorf("callers[%d] %q: give key or key_env, not both", i, y.Name))
+		case y.KeyEnv != "":
+			if key = getenv(y.KeyEnv); key == "" {
+				errs = append(errs, fmt.Errorf("callers[%d] %q: %s is not set", i, y.Name, y.KeyEnv))
+			}
+		case y.Key == "":
+			errs = append(errs, fmt.Errorf("callers[%d] %q: no key or key_env", i, y.Name))
+		}
+		cl := bidder.Caller{Key: key}
+		cl.Name, cl.Segments, cl.Segtax = y.Name, y.Segments, y.Segtax
+		c.Callers = append(c.Callers, cl)
 	}
 	return errors.Join(errs...)
 }

@@ -135,6 +135,7 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 		TmaxMargin: cfg.TmaxMargin, MaxBudget: cfg.MaxBudget, MaxInflight: cfg.MaxInflight,
 		Privacy: bidder.PrivacyConfig{GVLVendorID: uint16(cfg.GVLVendorID),
 			GDPRWhenUnknown: cfg.GDPRDefault == 1, IgnoreGPC: cfg.IgnoreGPC},
+		Callers: cfg.Callers, RequireCaller: cfg.RequireCaller,
 	}, ix, m, log)
 	if err != nil {
 		return nil, err
