@@ -102,13 +102,23 @@ func newBenchServer(tb testing.TB, n int) (*bidder.Server, *fasthttp.RequestCtx)
 
 func newBenchServerFor(tb testing.TB, n int, body []byte) (*bidder.Server,
 	*fasthttp.RequestCtx) {
+	return newBenchServerWith(tb, bidder.Config{}, "", n, body)
+}
+
+// newBenchServerWith is newBenchServerFor with more settings, and an API key to send
+// when key is not empty.
+func newBenchServerWith(tb testing.TB, cfg bidder.Config, key string, n int, body []byte) (
+	*bidder.Server, *fasthttp.RequestCtx) {
 	tb.Helper()
-	cfg := bidder.Config{Privacy: bidder.PrivacyConfig{GVLVendorID: benchVendor}}
+	cfg.Privacy.GVLVendorID = benchVendor
 	srv, err := bidder.NewServer(cfg, benchIndex(tb, n), &bidder.Metrics{}, zap.NewNop())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ctx := benchRequest(tb, "/openrtb2/enrich", body)
+	if key != "" {
+		ctx.Request.Header.Set(bidder.CallerHeader, key)
+	}
 	srv.Handle(ctx)
 	if got := bytes.Count(ctx.Response.Body(), []byte(`{"id":"x`)); got != benchMember {
 		tb.Fatalf("enriched with %d segments, want %d: %s", got, benchMember,
@@ -147,6 +157,24 @@ func BenchmarkEnrichConsent(b *testing.B) {
 	}{{"tcf", with}, {"none", without}} {
 		b.Run(c.name, func(b *testing.B) {
 			srv, ctx := newBenchServerFor(b, benchMember, c.body)
+			benchHandler(b, srv.Handle, ctx)
+		})
+	}
+}
+
+// BenchmarkEnrichCaller measures what identifying a caller by its API key and applying its
+// segment filter add to a request, beside the same request without a key.
+func BenchmarkEnrichCaller(b *testing.B) {
+	var cl bidder.Caller
+	cl.Name, cl.Key, cl.Segtax = "dsp-a", "dsp-a-key-0123456789", []int{0, 4, 6}
+	cfg := bidder.Config{Callers: []bidder.Caller{cl}}
+	for _, key := range []string{"", cl.Key} {
+		name := "none"
+		if key != "" {
+			name = "key"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv, ctx := newBenchServerWith(b, cfg, key, benchMember, readRequest2K(b))
 			benchHandler(b, srv.Handle, ctx)
 		})
 	}
