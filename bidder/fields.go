@@ -171,15 +171,17 @@ func (s *scan) deviceField(key []byte, i, depth int) (int, error) {
 	return s.value(i, depth)
 }
 
-// deviceExtField reads device.ext.atts, Apple's App Tracking Transparency status.
+// deviceExtField reads device.ext.atts, Apple's App Tracking Transparency status, failing
+// closed: null counts as absent, and any value but a small integer as 0, not determined,
+// so that a denial of the wrong type ("2") never reads as no status at all.
 func (s *scan) deviceExtField(key []byte, i, depth int) (int, error) {
 	if string(key) != "atts" {
 		return s.value(i, depth)
 	}
 	s.once(&s.priv.seen, seenATTS)
 	end, err := s.value(i, depth)
-	if err == nil {
-		s.priv.atts = smallInt(s.body[i:end])
+	if err == nil && string(s.body[i:end]) != "null" {
+		s.priv.atts = max(smallInt(s.body[i:end]), 0)
 	}
 	return end, err
 }
