@@ -8,7 +8,8 @@ import (
 )
 
 // signals gathers the privacy fields the scan found, preferring the OpenRTB 2.6 place of
-// each over the 2.5 ext one.
+// each over the 2.5 ext one, unless the 2.6 one is empty, and reading GDPR as applying
+// when either place says so.
 func (s *scan) signals(gpc bool) signals {
 	p := &s.priv
 	sig := signals{
@@ -23,17 +24,21 @@ func (s *scan) signals(gpc bool) signals {
 		atts:      p.atts,
 		gpc:       gpc,
 	}
-	if sig.gdpr < 0 {
-		sig.gdpr = p.extGDPR
+	if p.extGDPR > sig.gdpr {
+		sig.gdpr = p.extGDPR // absent < 0 < 1: when the two places disagree, GDPR applies
 	}
 	return sig
 }
 
+// strValue returns the string a, or b when a is absent or empty: an empty 2.6 field must
+// not hide a 2.5 one that says more.
 func (s *scan) strValue(a, b strField) []byte {
-	switch {
-	case a.set:
-		return s.bytes(a.sp, a.esc)
-	case b.set:
+	if a.set {
+		if v := s.bytes(a.sp, a.esc); len(v) > 0 || !b.set {
+			return v
+		}
+	}
+	if b.set {
 		return s.bytes(b.sp, b.esc)
 	}
 	return nil

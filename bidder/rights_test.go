@@ -113,3 +113,32 @@ func TestRequireCaller(t *testing.T) {
 		t.Error("RequireCaller without callers accepted")
 	}
 }
+
+// TestSignalPlaces checks how the OpenRTB 2.6 and 2.5 places of one signal combine: an
+// empty 2.6 field does not hide the 2.5 one, and GDPR applies when either place says so.
+func TestSignalPlaces(t *testing.T) {
+	s := rightsServer(t, Config{})
+	tests := []struct {
+		name, body string
+		allowed    bool
+		usOptOut   bool
+	}{
+		{"empty us_privacy, 2.5 opt-out",
+			`{"user":{"id":"u1"},"regs":{"us_privacy":"","ext":{"us_privacy":"1YYN"}}}`, true, true},
+		{"2.6 us_privacy wins when set",
+			`{"user":{"id":"u1"},"regs":{"us_privacy":"1YNN","ext":{"us_privacy":"1YYN"}}}`, true, false},
+		{"gdpr 0 but 2.5 gdpr 1, no consent",
+			`{"user":{"id":"u1"},"regs":{"gdpr":0,"ext":{"gdpr":1}}}`, false, false},
+		{"empty consent, 2.5 consent",
+			`{"user":{"id":"u1","consent":"","ext":{"consent":"` + tcfFull + `"}},"regs":{"gdpr":1}}`,
+			true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := s.Explain([]byte(tt.body), false, "")
+			if e.Policy == nil || e.Policy.Allowed != tt.allowed || e.Policy.USOptOut != tt.usOptOut {
+				t.Errorf("policy %+v, want allowed %v, US opt-out %v", e.Policy, tt.allowed, tt.usOptOut)
+			}
+		})
+	}
+}
