@@ -204,8 +204,10 @@ func (s *Server) bid(ctx *fasthttp.RequestCtx, ep endpoint) {
 	switch ep {
 	case epEnrich:
 		if oc == outEnriched {
-			st.out = st.scan.appendEnriched(st.out[:0], st.frag, -1)
-			ctx.SetBody(st.out)
+			// Splice straight into the response's own buffer: one copy of the body, as
+			// for an unchanged answer.
+			out := st.scan.appendEnriched(ctx.Response.SwapBody(nil)[:0], st.frag, -1)
+			ctx.Response.SwapBody(out)
 		} else {
 			ctx.SetBody(body)
 		}
