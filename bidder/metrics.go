@@ -3,6 +3,7 @@ package bidder
 import (
 	"io"
 	"math"
+	"runtime/metrics"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -110,7 +111,34 @@ func (m *Metrics) WritePrometheus(w io.Writer, st segments.Stats, ready bool) {
 	b = append(b, "# HELP segd_import_failures_total Imports stopped by an error.\n"...)
 	b = append(b, "# TYPE segd_import_failures_total counter\n"...)
 	b = appendSample(b, "segd_import_failures_total", "", float64(m.importFails.Load()))
+	b = appendMemory(b)
 	w.Write(b)
+}
+
+// memorySamples are the Go runtime's memory figures that /metrics reports, in the order
+// of memoryGauges.
+var memorySamples = [...]string{"/gc/heap/live:bytes", "/memory/classes/total:bytes"}
+
+var memoryGauges = [len(memorySamples)][2]string{
+	{"segd_go_heap_live_bytes", "Heap bytes that were live at the end of the last GC: " +
+		"the index, mostly."},
+	{"segd_go_memory_bytes", "All memory the Go runtime has mapped, free heap included."},
+}
+
+// appendMemory writes the Go runtime's memory gauges. Badger's memory-mapped tables are
+// not in them: the process's resident size counts those too.
+func appendMemory(b []byte) []byte {
+	var samples [len(memorySamples)]metrics.Sample
+	for i, name := range memorySamples {
+		samples[i].Name = name
+	}
+	metrics.Read(samples[:])
+	for i, s := range samples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			b = appendGauge(b, memoryGauges[i][0], memoryGauges[i][1], float64(s.Value.Uint64()))
+		}
+	}
+	return b
 }
 
 func (m *Metrics) appendLatency(b []byte) []byte {

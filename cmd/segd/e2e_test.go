@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -335,6 +336,11 @@ func checkMetrics(t *testing.T, c testClient) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+	for _, gauge := range []string{"segd_go_heap_live_bytes", "segd_go_memory_bytes"} {
+		if !regexp.MustCompile(`(?m)^` + gauge + ` [0-9]+$`).MatchString(out) {
+			t.Errorf("metrics lack %s", gauge)
 		}
 	}
 	c.must("GET", c.admin+"/readyz", nil, 200)
