@@ -197,9 +197,7 @@ func (n *node) eval(f *facts, t uint32) bool {
 
 // hasTrait reports whether tr, sorted by trait, holds trait alive at t.
 func hasTrait(tr []Membership, trait, t uint32) bool {
-	i, ok := slices.BinarySearchFunc(tr, trait, func(m Membership, x uint32) int {
-		return int(int64(m.Trait) - int64(x))
-	})
+	i, ok := findTrait(tr, trait)
 	return ok && tr[i].Until > t
 }
 
@@ -251,9 +249,11 @@ func (n *node) windows() []window {
 // change its result for a profile with facts f: memberships lapsing and event days
 // sliding out of windows.
 func changes(dst []uint32, f *facts, deps []uint32, wins []window, now uint32) []uint32 {
-	for _, m := range f.traits {
-		if m.Until > now && m.Until != never && containsSorted(deps, m.Trait) {
-			dst = append(dst, m.Until)
+	for _, t := range deps { // rules read few traits, profiles may hold many
+		if i, ok := findTrait(f.traits, t); ok {
+			if m := f.traits[i]; m.Until > now && m.Until != never {
+				dst = append(dst, m.Until)
+			}
 		}
 	}
 	for _, w := range wins {

@@ -64,7 +64,8 @@ func (l *Loader) NextProfile(n uint32) {
 // first sweep deletes them from the index and the store. It reports an error for a record
 // that names an unknown trait, and refuses a record that holds a suppressed ID with an
 // error wrapping ErrOptedOut, for the caller to skip: such a record outlived the deletion
-// that suppressed the ID (an old backup restored, say) and must not come back.
+// that suppressed the ID (an old backup restored, say) and must not come back. The index
+// keeps rec's slices, which the caller must not use again.
 func (l *Loader) Profile(rec ProfileRecord) error {
 	ix := l.ix
 	for _, h := range rec.IDs {
@@ -73,9 +74,9 @@ func (l *Loader) Profile(rec ProfileRecord) error {
 			return fmt.Errorf("profile %d: %w", rec.Profile, ErrOptedOut)
 		}
 	}
-	traits := slices.Clone(rec.Traits)
+	traits := rec.Traits
 	slices.SortFunc(traits, func(a, b Membership) int { return int(int64(a.Trait) - int64(b.Trait)) })
-	events := slices.Clone(rec.Events)
+	events := rec.Events
 	slices.SortFunc(events, cmpEvent)
 	f := &facts{traits: traits, events: slices.CompactFunc(events, func(a, b Event) bool {
 		return a == b
@@ -182,32 +183,92 @@ func (l *Loader) install(g Segment) error {
 	return nil
 }
 
-// buildForward appends each segment's members to their forward lists, slot by slot, so
-// the lists come out sorted.
+// buildForward computes every profile's forward list and every segment's members, profile
+// by profile: each profile is read once, while its facts are in the cache, and only the
+// segments that read one of its traits, or that an empty profile matches, are evaluated.
+// Profiles come in ordinal order, so the new bitmaps are built by appends.
+//
+// A profile holding lapsed memberships keeps them, as every bitmap does, until the first
+// sweep; like a live index before its sweep, it is in a segment only when both its facts
+// now and the bitmaps say so.
 func (l *Loader) buildForward() {
 	ix := l.ix
-	for _, s := range ix.slots {
-		if s == nil {
-			continue
-		}
-		drop := roaring.New()
-		it := s.bits.Iterator()
-		for it.HasNext() {
-			p := it.Next()
-			pr := ix.profiles.get(p)
-			if pr == nil {
-				drop.Add(p)
-				continue
+	members := make([]memberBuffer, len(ix.slots))
+	var cands []*segState
+	it := ix.live.Iterator()
+	for it.HasNext() {
+		p := it.Next()
+		pr := ix.profiles.get(p)
+		f := facts{traits: pr.traits, events: pr.events}
+		stale := lapsed(pr, l.now, ix.retention)
+		cands = ix.candidates(cands[:0], &f)
+		var buf [64]fwd
+		segs := buf[:0]
+		for _, s := range cands {
+			in, until := s.root.membership(&f, s.deps, s.wins, l.now)
+			if in && (!stale || s.bits.Contains(p)) {
+				segs = append(segs, fwd{slot: s.slot, until: until})
+				members[s.slot].add(p)
 			}
-			in, until := s.root.membership(pr.facts(), s.deps, s.wins, l.now)
-			if !in {
-				drop.Add(p)
-				continue
-			}
-			pr.segs = append(pr.segs, fwd{slot: s.slot, until: until})
 		}
-		s.bits.AndNot(drop)
+		if len(segs) > 0 {
+			pr.segs = slices.Clone(segs) // exactly sized: the lists are most of the index
+		}
 	}
+	for i, s := range ix.slots {
+		if s != nil {
+			s.bits = members[i].bitmap()
+		}
+	}
+}
+
+// memberBuffer collects a segment's members in increasing order and adds them to a bitmap
+// a few thousand at a time, which is much cheaper than one by one.
+type memberBuffer struct {
+	bm  *roaring.Bitmap
+	buf []uint32
+}
+
+func (b *memberBuffer) add(p uint32) {
+	if b.buf == nil {
+		b.bm, b.buf = roaring.New(), make([]uint32, 0, 4096)
+	}
+	b.buf = append(b.buf, p)
+	if len(b.buf) == cap(b.buf) {
+		b.bm.AddMany(b.buf)
+		b.buf = b.buf[:0]
+	}
+}
+
+func (b *memberBuffer) bitmap() *roaring.Bitmap {
+	if b.bm == nil {
+		return roaring.New()
+	}
+	b.bm.AddMany(b.buf)
+	return b.bm
+}
+
+// candidates appends to dst, sorted by slot and without repeats, the segments that may
+// hold a profile with facts f: those whose rules read one of its traits, and those that
+// an empty profile matches. Writer lock held.
+func (ix *Index) candidates(dst []*segState, f *facts) []*segState {
+	last := never
+	add := func(t uint32) {
+		if t != last {
+			dst = append(dst, ix.traitSegs[t]...)
+			last = t
+		}
+	}
+	for _, m := range f.traits {
+		add(m.Trait)
+	}
+	last = never
+	for _, e := range f.events {
+		add(e.Trait)
+	}
+	dst = append(dst, ix.emptyTrue...)
+	slices.SortFunc(dst, func(a, b *segState) int { return int(int64(a.slot) - int64(b.slot)) })
+	return slices.Compact(dst)
 }
 
 // schedule files every profile under the bucket of its next change by time; one whose

@@ -203,9 +203,18 @@ func (t *Txn) Remove(p uint32, trait string) {
 }
 
 func findTrait(tr []Membership, ord uint32) (int, bool) {
-	return slices.BinarySearchFunc(tr, ord, func(m Membership, x uint32) int {
-		return int(int64(m.Trait) - int64(x))
-	})
+	// A plain binary search: the generic one with a comparison closure is not inlined,
+	// and this runs for every trait of every rule evaluated.
+	lo, hi := 0, len(tr)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if tr[m].Trait < ord {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(tr) && tr[lo].Trait == ord
 }
 
 // Expire drops the memberships that have lapsed by the Txn's clock, and the profiles left

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -124,10 +125,29 @@ func loadSuppressed(ctx context.Context, tx *badger.Txn, l *segments.Loader, st 
 }
 
 // loadProfiles registers every profile record, appending to stale the ordinals of those
-// that hold a suppressed ID.
+// that hold a suppressed ID. Reading and decoding the records, and registering them with
+// the index, run on two goroutines, so a rebuild uses two cores.
 func loadProfiles(ctx context.Context, tx *badger.Txn, l *segments.Loader, st *LoadStats,
 	stale *[]uint32) error {
-	return scan(ctx, tx, prefixProfile, func(k, v []byte) error {
+	batches := make(chan []segments.ProfileRecord, 4)
+	var regErr error
+	var failed atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for batch := range batches {
+			if regErr == nil {
+				regErr = registerProfiles(batch, l, st, stale)
+				failed.Store(regErr != nil)
+			}
+		}
+	}()
+
+	batch := make([]segments.ProfileRecord, 0, loadBatch)
+	err := scan(ctx, tx, prefixProfile, func(k, v []byte) error {
+		if failed.Load() {
+			return errStopped
+		}
 		if len(k) != len(prefixProfile)+4 {
 			return fmt.Errorf("bad profile key %q", k)
 		}
@@ -136,18 +156,45 @@ func loadProfiles(ctx context.Context, tx *badger.Txn, l *segments.Loader, st *L
 		if err != nil {
 			return fmt.Errorf("profile %d: %w", p, err)
 		}
-		err = l.Profile(rec)
+		if batch = append(batch, rec); len(batch) == loadBatch {
+			batches <- batch
+			batch = make([]segments.ProfileRecord, 0, loadBatch)
+		}
+		return nil
+	})
+	if err == nil {
+		batches <- batch
+	}
+	close(batches)
+	<-done
+	if regErr != nil {
+		return regErr
+	}
+	return err
+}
+
+// loadBatch is how many decoded profile records go from the reader to the index at once.
+const loadBatch = 1024
+
+// errStopped ends a scan whose records could not be registered; the registration error is
+// the one reported.
+var errStopped = errors.New("load stopped")
+
+func registerProfiles(batch []segments.ProfileRecord, l *segments.Loader, st *LoadStats,
+	stale *[]uint32) error {
+	for _, rec := range batch {
+		err := l.Profile(rec)
 		switch {
 		case errors.Is(err, segments.ErrOptedOut):
 			st.Stale++
-			*stale = append(*stale, p)
-			return nil
+			*stale = append(*stale, rec.Profile)
+			continue
 		case err != nil:
 			return err
 		}
 		st.Profiles++
-		return nil
-	})
+	}
+	return nil
 }
 
 // deleteStale deletes the profile records that held a suppressed ID. Only a store written
