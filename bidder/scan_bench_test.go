@@ -78,3 +78,28 @@ func BenchmarkValidJSON(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSplice measures copying a scanned request with segd's user.data spliced in,
+// the last step of an enriched answer.
+func BenchmarkSplice(b *testing.B) {
+	body, err := os.ReadFile(scanInputs[0].path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := new(scan)
+	s.reset(body, []byte(testProv))
+	if err := s.run(); err != nil {
+		b.Fatal(err)
+	}
+	frag := []byte(`{"id":"` + testProv + `","name":"segd","segment":[{"id":"243"},{"id":"647"}],` +
+		`"ext":{"segtax":4}}`)
+	out := s.appendEnriched(nil, frag, -1)
+	if !json.Valid(out) || !bytes.Contains(out, frag) {
+		b.Fatalf("splice gave %s", out)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		out = s.appendEnriched(out[:0], frag, -1)
+	}
+}

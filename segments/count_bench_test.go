@@ -10,8 +10,8 @@ import (
 	"github.com/segd/segd/segments"
 )
 
-// benchProfiles is the population of BenchmarkCount: SEGD_BENCH_PROFILES, default one
-// million (ten million is the figure the README quotes).
+// benchProfiles is the population of BenchmarkCount and BenchmarkLookup:
+// SEGD_BENCH_PROFILES, default one million (ten million is the figure the README quotes).
 func benchProfiles(b *testing.B) int {
 	if s := os.Getenv("SEGD_BENCH_PROFILES"); s != "" {
 		n, err := strconv.Atoi(s)
