@@ -95,7 +95,7 @@ get '/debug/pprof/heap?gc=1' >/dev/null # a GC, so the live heap is measured now
 heap=$(metric segd_go_heap_live_bytes)
 mem=$(metric segd_go_memory_bytes)
 n=$(metric segd_index_profiles)
-rss=$(awk '/VmRSS/ {printf "%d", $2 * 1024}' "/proc/$pid/status")
+rss=$(awk '/VmRSS/ {printf "%.0f", $2 * 1024}' "/proc/$pid/status")
 index=$((heap - base))
 budget=$((64 * n + 4 * memberships))
 echo "memory: live heap $heap B, of which $base B before the import (Badger's caches, mostly); Go total $mem B; RSS $rss B"

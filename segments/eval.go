@@ -270,6 +270,14 @@ func changes(dst []uint32, f *facts, deps []uint32, wins []window, now uint32) [
 // membership evaluates the rule for one profile at now. When it matches, until is the first
 // second at which it stops matching as memberships lapse and days slide out, or never.
 func (n *node) membership(f *facts, deps []uint32, wins []window, now uint32) (bool, uint32) {
+	if n.op == opTrait && len(f.events) == 0 {
+		// The most common rule, one onboarded trait: it holds until the membership lapses.
+		i, ok := findTrait(f.traits, n.trait)
+		if !ok || f.traits[i].Until <= now {
+			return false, 0
+		}
+		return true, f.traits[i].Until
+	}
 	if !n.eval(f, now) {
 		return false, 0
 	}

@@ -2,7 +2,9 @@ package segments
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -15,6 +17,10 @@ type Loader struct {
 	ix   *Index
 	now  uint32
 	segs []Segment
+	// The profiles seen, and those with each trait, by trait ordinal: Finish turns them
+	// into the index's bitmaps.
+	live   memberBuffer
+	traits []memberBuffer
 }
 
 // NewLoader returns a Loader for ix, which must be empty, taking now as the clock.
@@ -81,26 +87,58 @@ func (l *Loader) Profile(rec ProfileRecord) error {
 	f := &facts{traits: traits, events: slices.CompactFunc(events, func(a, b Event) bool {
 		return a == b
 	})}
-	for _, t := range f.traitSet() {
-		if int(t) >= len(ix.traitNames) || ix.traitNames[t] == "" {
-			return fmt.Errorf("profile %d: unknown trait ordinal %d", rec.Profile, t)
+	known := func(t uint32) bool { return int(t) < len(ix.traitNames) && ix.traitNames[t] != "" }
+	for _, m := range f.traits {
+		if !known(m.Trait) {
+			return fmt.Errorf("profile %d: unknown trait ordinal %d", rec.Profile, m.Trait)
+		}
+	}
+	for _, e := range f.events {
+		if !known(e.Trait) {
+			return fmt.Errorf("profile %d: unknown trait ordinal %d", rec.Profile, e.Trait)
 		}
 	}
 	for _, h := range rec.IDs {
 		ix.dict.set(h, rec.Profile)
 	}
-	ix.updateTraitBits(rec.Profile, &facts{}, f)
+	l.addTraits(rec.Profile, f)
 	ix.updateDayBits(rec.Profile, nil, f.events)
-	ix.live.Add(rec.Profile)
+	l.live.add(rec.Profile)
 	ix.profiles.set(rec.Profile, &profile{ids: rec.IDs, traits: f.traits, events: f.events})
 	ix.nextProfile = max(ix.nextProfile, rec.Profile+1)
 	return nil
+}
+
+// addTraits records profile p under each trait of f.
+func (l *Loader) addTraits(p uint32, f *facts) {
+	add := func(t uint32) {
+		for int(t) >= len(l.traits) {
+			l.traits = append(l.traits, memberBuffer{})
+		}
+		l.traits[t].add(p)
+	}
+	for _, m := range f.traits {
+		add(m.Trait)
+	}
+	last := never
+	for _, e := range f.events {
+		if e.Trait != last {
+			add(e.Trait) // a trait held both ways is added twice, which a bitmap ignores
+			last = e.Trait
+		}
+	}
 }
 
 // Finish compiles the segments, computes their bitmaps and the forward lists, and publishes
 // the catalog. It does not mark the Index ready.
 func (l *Loader) Finish() error {
 	ix := l.ix
+	ix.live.Or(l.live.bitmap())
+	for t := range l.traits {
+		if l.traits[t].bm != nil {
+			ix.traitBits[t] = l.traits[t].bitmap()
+		}
+	}
 	pending := slices.Clone(l.segs)
 	for len(pending) > 0 {
 		progress := false
@@ -186,41 +224,101 @@ func (l *Loader) install(g Segment) error {
 // buildForward computes every profile's forward list and every segment's members, profile
 // by profile: each profile is read once, while its facts are in the cache, and only the
 // segments that read one of its traits, or that an empty profile matches, are evaluated.
-// Profiles come in ordinal order, so the new bitmaps are built by appends.
+// The ordinals are split in contiguous ranges, one per core, each building its own share
+// of every segment's bitmap by appends; the shares are then joined.
 //
 // A profile holding lapsed memberships keeps them, as every bitmap does, until the first
 // sweep; like a live index before its sweep, it is in a segment only when both its facts
 // now and the bitmaps say so.
 func (l *Loader) buildForward() {
 	ix := l.ix
-	members := make([]memberBuffer, len(ix.slots))
-	var cands []*segState
+	workers := max(1, min(runtime.GOMAXPROCS(0), int(ix.nextProfile/loadRange)))
+	shares := make([][]memberBuffer, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		shares[w] = make([]memberBuffer, len(ix.slots))
+		lo := uint32(uint64(ix.nextProfile) * uint64(w) / uint64(workers))
+		hi := uint32(uint64(ix.nextProfile) * uint64(w+1) / uint64(workers))
+		wg.Go(func() { l.forwardRange(lo, hi, shares[w]) })
+	}
+	wg.Wait()
+	for i, s := range ix.slots {
+		if s == nil {
+			continue
+		}
+		parts := make([]*roaring.Bitmap, workers)
+		for w := range workers {
+			parts[w] = shares[w][i].bitmap()
+		}
+		s.bits = roaring.FastOr(parts...)
+	}
+}
+
+// forwardRange is buildForward for the profiles with ordinals in [lo, hi), recording each
+// segment's members in members, by slot. It only reads the index beyond those profiles'
+// forward lists, so ranges may run at once.
+func (l *Loader) forwardRange(lo, hi uint32, members []memberBuffer) {
+	ix := l.ix
+	var cands []uint32
 	it := ix.live.Iterator()
+	it.AdvanceIfNeeded(lo)
 	for it.HasNext() {
 		p := it.Next()
+		if p >= hi {
+			break
+		}
 		pr := ix.profiles.get(p)
 		f := facts{traits: pr.traits, events: pr.events}
 		stale := lapsed(pr, l.now, ix.retention)
 		cands = ix.candidates(cands[:0], &f)
 		var buf [64]fwd
 		segs := buf[:0]
-		for _, s := range cands {
+		for _, slot := range cands {
+			s := ix.slots[slot]
 			in, until := s.root.membership(&f, s.deps, s.wins, l.now)
 			if in && (!stale || s.bits.Contains(p)) {
-				segs = append(segs, fwd{slot: s.slot, until: until})
-				members[s.slot].add(p)
+				segs = append(segs, fwd{slot: slot, until: until})
+				members[slot].add(p)
 			}
 		}
 		if len(segs) > 0 {
 			pr.segs = slices.Clone(segs) // exactly sized: the lists are most of the index
 		}
 	}
-	for i, s := range ix.slots {
-		if s != nil {
-			s.bits = members[i].bitmap()
+}
+
+// candidates appends to dst, sorted and without repeats, the slots of the segments that
+// may hold a profile with facts f: those whose rules read one of its traits, and those
+// that an empty profile matches. It only reads the index.
+func (ix *Index) candidates(dst []uint32, f *facts) []uint32 {
+	last := never
+	add := func(t uint32) {
+		if t != last {
+			for _, s := range ix.traitSegs[t] {
+				dst = append(dst, s.slot)
+			}
+			last = t
 		}
 	}
+	for _, m := range f.traits {
+		add(m.Trait)
+	}
+	last = never
+	for _, e := range f.events {
+		add(e.Trait)
+	}
+	for _, s := range ix.emptyTrue {
+		dst = append(dst, s.slot)
+	}
+	if !slices.IsSorted(dst) { // often sorted already: slots follow the traits' order
+		slices.Sort(dst)
+	}
+	return slices.Compact(dst)
 }
+
+// loadRange is the fewest profile ordinals worth a core of their own in buildForward; a
+// variable so that tests can split small indexes too.
+var loadRange uint32 = 65536
 
 // memberBuffer collects a segment's members in increasing order and adds them to a bitmap
 // a few thousand at a time, which is much cheaper than one by one.
@@ -246,29 +344,6 @@ func (b *memberBuffer) bitmap() *roaring.Bitmap {
 	}
 	b.bm.AddMany(b.buf)
 	return b.bm
-}
-
-// candidates appends to dst, sorted by slot and without repeats, the segments that may
-// hold a profile with facts f: those whose rules read one of its traits, and those that
-// an empty profile matches. Writer lock held.
-func (ix *Index) candidates(dst []*segState, f *facts) []*segState {
-	last := never
-	add := func(t uint32) {
-		if t != last {
-			dst = append(dst, ix.traitSegs[t]...)
-			last = t
-		}
-	}
-	for _, m := range f.traits {
-		add(m.Trait)
-	}
-	last = never
-	for _, e := range f.events {
-		add(e.Trait)
-	}
-	dst = append(dst, ix.emptyTrue...)
-	slices.SortFunc(dst, func(a, b *segState) int { return int(int64(a.slot) - int64(b.slot)) })
-	return slices.Compact(dst)
 }
 
 // schedule files every profile under the bucket of its next change by time; one whose

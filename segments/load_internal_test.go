@@ -82,8 +82,10 @@ func (m *memStore) load(t *testing.T, h Hasher, now time.Time) *Index {
 // TestLoaderRebuildsLiveIndex drives an index through random imports, removals, merges,
 // segment definitions, deletions and sweeps, persisting every Txn, and checks after each
 // round that an index loaded from what was persisted equals the live one: bitmaps, forward
-// lists and links.
+// lists and links. The loader splits even these few profiles between cores.
 func TestLoaderRebuildsLiveIndex(t *testing.T) {
+	defer func(n uint32) { loadRange = n }(loadRange)
+	loadRange = 4
 	for seed := range uint64(16) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := &rebuildRun{
