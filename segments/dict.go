@@ -88,7 +88,9 @@ func (d *dict) grow(old *dictTable) *dictTable {
 			live++
 		}
 	}
-	t := newDictTable(2 * (live + 1))
+	// Room for half as many again: a table without tombstones doubles. Asking for twice
+	// the live keys would quadruple it, since a table is only filled to three quarters.
+	t := newDictTable(live + live/2 + 1)
 	for i := range old.slots {
 		s := &old.slots[i]
 		if k := s.key.Load(); k != 0 && s.profile.Load() != NoProfile {

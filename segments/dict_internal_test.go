@@ -48,6 +48,23 @@ func TestDictSetLookup(t *testing.T) {
 	}
 }
 
+// TestDictGrowsByDoubling checks that a table filled without deletions is the smallest
+// one that holds its keys at three quarters full: each growth doubles it, no more.
+func TestDictGrowsByDoubling(t *testing.T) {
+	d := newDict(0)
+	for i := range 200_000 {
+		d.set(dictKey(i), uint32(i))
+		n := i + 1
+		want := 1024
+		for want*3/4 < n {
+			want *= 2
+		}
+		if got := len(d.tab.Load().slots); got != want {
+			t.Fatalf("%d keys in %d slots, want %d", n, got, want)
+		}
+	}
+}
+
 // TestDictConcurrentGrowth runs readers against one writer that grows the table many times
 // and then relinks every key. A reader may see a key as not yet linked, or still linked to
 // its old profile, but never linked to any other profile; and once the writer has published
