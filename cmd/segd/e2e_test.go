@@ -22,7 +22,7 @@ const testSecret = "e2e-test-secret-0123456789"
 
 // startTestApp runs segd on a data folder with both listeners on loopback ports chosen by
 // the kernel, and stops it when the test ends unless the test stops it first.
-func startTestApp(t *testing.T, dir string) *app {
+func startTestApp(t testing.TB, dir string) *app {
 	t.Helper()
 	cfg, err := loadConfig([]string{"--data-dir", dir, "--bid-addr", "127.0.0.1:0",
 		"--admin-addr", "127.0.0.1:0", "--id-secret", testSecret}, noEnv, io.Discard)
@@ -39,12 +39,12 @@ func startTestApp(t *testing.T, dir string) *app {
 func noEnv(string) string { return "" }
 
 type testClient struct {
-	t     *testing.T
+	t     testing.TB
 	bid   string
 	admin string
 }
 
-func newClient(t *testing.T, a *app) testClient {
+func newClient(t testing.TB, a *app) testClient {
 	return testClient{t: t, bid: "http://" + a.lis.bidAddr, admin: "http://" + a.lis.adminAddr}
 }
 

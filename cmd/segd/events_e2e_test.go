@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,4 +79,37 @@ func checkServed(t *testing.T, c testClient, want map[string]string) {
 			t.Errorf("%s: served %q, want %q", uid, got, w)
 		}
 	}
+}
+
+// BenchmarkEventToServed measures a first-party event from its POST to its effect on
+// enrichment, through the real listeners and Badger: each iteration records one event for
+// a new profile, durably, then enriches a request for that profile, which must carry the
+// segment the event qualifies it for at once. It reports both halves per event.
+func BenchmarkEventToServed(b *testing.B) {
+	a := startTestApp(b, b.TempDir())
+	defer a.close()
+	c := newClient(b, a)
+	c.must("PUT", c.admin+"/v1/sources/web",
+		[]byte(`{"name":"Website","party":"first","ttl":"720h"}`), 200)
+	c.must("PUT", c.admin+"/v1/segments/pricing",
+		[]byte(`{"name":"Pricing","rule":"web:page=/pricing in 30d","export_id":"PRICING"}`), 200)
+	now := time.Now()
+	var acking, serving time.Duration
+	n := 0
+	for b.Loop() {
+		uid := "bench-" + strconv.Itoa(n)
+		n++
+		start := time.Now()
+		c.must("POST", c.admin+"/v1/events", []byte(eventLine(uid, now, `"page":"/pricing"`)), 200)
+		acked := time.Now()
+		req := `{"id":"r","imp":[{"id":"1","banner":{"w":300,"h":250}}],"user":{"id":"` + uid + `"}}`
+		out := c.must("POST", c.bid+"/openrtb2/enrich", []byte(req), 200)
+		serving += time.Since(acked)
+		acking += acked.Sub(start)
+		if !strings.Contains(string(out), `{"id":"PRICING"}`) {
+			b.Fatalf("the first request after the event's answer lacks its segment: %s", out)
+		}
+	}
+	b.ReportMetric(float64(acking.Microseconds())/float64(n), "us-to-ack/op")
+	b.ReportMetric(float64(serving.Microseconds())/float64(n), "us-ack-to-served/op")
 }
