@@ -49,11 +49,18 @@ type AdminConfig struct {
 	Explainer interface {
 		Explain(body []byte, gpc bool, caller string) Explanation
 	}
+	// MaxIngestStreams is how many imports and event batches may run at once; more get
+	// 429 with Retry-After. 0 means 4; negative, no limit.
+	MaxIngestStreams int
+	// IngestRate is how many lines a second imports and event batches read together; a
+	// faster sender is slowed down, not refused. 0 means no limit.
+	IngestRate int
 }
 
 // Admin serves the admin API over net/http. Safe for concurrent use.
 type Admin struct {
 	cfg     AdminConfig
+	ingest  *ingestLimiter
 	ix      *segments.Index
 	store   Store
 	metrics *Metrics
@@ -63,7 +70,11 @@ type Admin struct {
 
 // NewAdmin returns the admin API for ix, writing through st.
 func NewAdmin(cfg AdminConfig, ix *segments.Index, st Store, m *Metrics, log *zap.Logger) *Admin {
-	a := &Admin{cfg: cfg, ix: ix, store: st, metrics: m, log: log, mux: http.NewServeMux()}
+	if cfg.MaxIngestStreams == 0 {
+		cfg.MaxIngestStreams = 4
+	}
+	a := &Admin{cfg: cfg, ix: ix, store: st, metrics: m, log: log, mux: http.NewServeMux(),
+		ingest: newIngestLimiter(cfg.MaxIngestStreams, cfg.IngestRate)}
 	a.routes()
 	return a
 }
@@ -83,8 +94,8 @@ func (a *Admin) routes() {
 	m.HandleFunc("GET /v1/segments/{id}", a.auth(a.getSegment))
 	m.HandleFunc("PUT /v1/segments/{id}", a.auth(a.putSegment))
 	m.HandleFunc("DELETE /v1/segments/{id}", a.auth(a.deleteSegment))
-	m.HandleFunc("POST /v1/import", a.auth(a.importLines))
-	m.HandleFunc("POST /v1/events", a.auth(a.events))
+	m.HandleFunc("POST /v1/import", a.auth(a.limitIngest(a.importLines)))
+	m.HandleFunc("POST /v1/events", a.auth(a.limitIngest(a.events)))
 	m.HandleFunc("POST /v1/count", a.auth(a.count))
 	m.HandleFunc("GET /v1/overlap", a.auth(a.overlap))
 	m.HandleFunc("GET /v1/profiles", a.auth(a.profile))
@@ -311,7 +322,7 @@ func (a *Admin) importLines(w http.ResponseWriter, r *http.Request) {
 		a.writeErr(w, badRequest{errors.New("format: want tsv or ndjson")})
 		return
 	}
-	res, err := a.store.Import(r.Context(), source, f, r.Body)
+	res, err := a.store.Import(r.Context(), source, f, a.ingest.reader(r.Context(), r.Body))
 	a.metrics.Imported(res, err != nil)
 	if err != nil {
 		a.writeErr(w, err)
@@ -320,8 +331,27 @@ func (a *Admin) importLines(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
+// limitIngest runs h when an ingest stream slot is free, and answers 429 otherwise.
+func (a *Admin) limitIngest(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !a.ingest.acquire() {
+			a.metrics.ingestBusy.Add(1)
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": fmt.Sprintf(
+				"%d imports or event batches are running, the most at once", a.cfg.MaxIngestStreams)})
+			return
+		}
+		a.metrics.ingesting.Add(1)
+		defer func() {
+			a.metrics.ingesting.Add(-1)
+			a.ingest.release()
+		}()
+		h(w, r)
+	}
+}
+
 func (a *Admin) events(w http.ResponseWriter, r *http.Request) {
-	res, err := a.store.Events(r.Context(), r.Body)
+	res, err := a.store.Events(r.Context(), a.ingest.reader(r.Context(), r.Body))
 	a.metrics.Imported(res, err != nil)
 	if err != nil {
 		a.writeErr(w, err)

@@ -61,6 +61,8 @@ type Metrics struct {
 	latencySumNs [numEndpoints]atomic.Uint64
 	importLines  [2]atomic.Uint64 // accepted, rejected
 	importFails  atomic.Uint64
+	ingesting    atomic.Int64  // imports and event batches running
+	ingestBusy   atomic.Uint64 // those refused with 429
 }
 
 func (m *Metrics) observe(ep endpoint, oc outcome, d time.Duration) {
@@ -111,6 +113,11 @@ func (m *Metrics) WritePrometheus(w io.Writer, st segments.Stats, ready bool) {
 	b = append(b, "# HELP segd_import_failures_total Imports stopped by an error.\n"...)
 	b = append(b, "# TYPE segd_import_failures_total counter\n"...)
 	b = appendSample(b, "segd_import_failures_total", "", float64(m.importFails.Load()))
+	b = appendGauge(b, "segd_ingest_streams", "Imports and event batches running.",
+		float64(m.ingesting.Load()))
+	b = append(b, "# HELP segd_ingest_refused_total Imports and event batches refused "+
+		"with 429: too many at once.\n# TYPE segd_ingest_refused_total counter\n"...)
+	b = appendSample(b, "segd_ingest_refused_total", "", float64(m.ingestBusy.Load()))
 	b = appendMemory(b)
 	w.Write(b)
 }

@@ -35,22 +35,26 @@ type config struct {
 	TmaxMargin      time.Duration
 	MaxBudget       time.Duration
 	MaxInflight     int
-	IDSecret        string
-	AdminToken      string
-	MaxBodySize     int
-	MaxHeaderSize   int
-	ReadTimeout     time.Duration
-	WriteTimeout    time.Duration
-	IdleTimeout     time.Duration
-	MemTableSize    int64
-	BlockCacheSize  int64
-	LogLevel        string
-	LogFormat       string
-	Demo            bool
-	DemoProfiles    int
-	ShutdownTimeout time.Duration
-	EventRetention  int
-	EventSkew       time.Duration
+	// MaxIngestStreams and IngestRate limit imports and event batches; see
+	// bidder.AdminConfig.
+	MaxIngestStreams int
+	IngestRate       int
+	IDSecret         string
+	AdminToken       string
+	MaxBodySize      int
+	MaxHeaderSize    int
+	ReadTimeout      time.Duration
+	WriteTimeout     time.Duration
+	IdleTimeout      time.Duration
+	MemTableSize     int64
+	BlockCacheSize   int64
+	LogLevel         string
+	LogFormat        string
+	Demo             bool
+	DemoProfiles     int
+	ShutdownTimeout  time.Duration
+	EventRetention   int
+	EventSkew        time.Duration
 
 	// The collect listener; see bidder.CollectConfig.
 	CollectAddr          string
@@ -99,6 +103,10 @@ func bindFlags(fs *flag.FlagSet, c *config) {
 		"most time spent on one bid request; later ones come back unchanged")
 	fs.IntVar(&c.MaxInflight, "max-inflight", 1024,
 		"bid requests handled at once; more are answered unchanged (503 in proxy mode)")
+	fs.IntVar(&c.MaxIngestStreams, "max-ingest-streams", 4,
+		"imports and event batches that may run at once; more get 429")
+	fs.IntVar(&c.IngestRate, "ingest-rate", 0,
+		"lines per second that imports and event batches read together; 0: no limit")
 	fs.StringVar(&c.IDSecret, "id-secret", "",
 		"secret key for hashing IDs (required; prefer SEGD_ID_SECRET)")
 	fs.StringVar(&c.AdminToken, "admin-token", "",
@@ -283,6 +291,12 @@ func (c *config) validate() error {
 	}
 	if c.GVLVendorID < 0 || c.GVLVendorID > 65535 {
 		errs = append(errs, errors.New("gvl-vendor-id: want 0 to 65535"))
+	}
+	if c.MaxIngestStreams < 1 {
+		errs = append(errs, errors.New("max-ingest-streams: want at least 1"))
+	}
+	if c.IngestRate < 0 {
+		errs = append(errs, errors.New("ingest-rate: want 0 (no limit) or more"))
 	}
 	if c.GDPRDefault != 0 && c.GDPRDefault != 1 {
 		errs = append(errs, errors.New("gdpr-default: want 0 or 1"))

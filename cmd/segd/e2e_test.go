@@ -21,11 +21,12 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 const testSecret = "e2e-test-secret-0123456789"
 
 // startTestApp runs segd on a data folder with both listeners on loopback ports chosen by
-// the kernel, and stops it when the test ends unless the test stops it first.
-func startTestApp(t testing.TB, dir string) *app {
+// the kernel, and more flags if given, and stops it when the test ends unless the test
+// stops it first.
+func startTestApp(t testing.TB, dir string, flags ...string) *app {
 	t.Helper()
-	cfg, err := loadConfig([]string{"--data-dir", dir, "--bid-addr", "127.0.0.1:0",
-		"--admin-addr", "127.0.0.1:0", "--id-secret", testSecret}, noEnv, io.Discard)
+	cfg, err := loadConfig(append([]string{"--data-dir", dir, "--bid-addr", "127.0.0.1:0",
+		"--admin-addr", "127.0.0.1:0", "--id-secret", testSecret}, flags...), noEnv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

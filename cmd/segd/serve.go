@@ -168,7 +168,8 @@ func startListeners(cfg *config, ix *segments.Index, db *store.DB, log *zap.Logg
 	}
 	l.adminAddr = adminLn.Addr().String()
 	l.admin = &http.Server{
-		Handler: bidder.NewAdmin(bidder.AdminConfig{Token: cfg.AdminToken, Explainer: bid},
+		Handler: bidder.NewAdmin(bidder.AdminConfig{Token: cfg.AdminToken, Explainer: bid,
+			MaxIngestStreams: cfg.MaxIngestStreams, IngestRate: cfg.IngestRate},
 			ix, db, m, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
