@@ -230,9 +230,36 @@ func displayName(name string) string {
 	return name
 }
 
-// importFile streams one file to the admin API and returns the server's verdict. The
-// progress of the upload is drawn until the answer arrives.
+// importFile streams one file to the admin API and returns the server's verdict. While the
+// server is busy with other imports (429), a file, which can be read again, is sent again
+// after the wait it asks for, for up to busyRetries tries; standard input is not.
 func (c *importCommand) importFile(ctx context.Context, o importOptions,
+	name string) (importResult, error) {
+	for try := 1; ; try++ {
+		res, err := c.importOnce(ctx, o, name)
+		var busy *statusError
+		if !errors.As(err, &busy) || busy.code != http.StatusTooManyRequests || name == "-" ||
+			try == busyRetries {
+			return res, err
+		}
+		fmt.Fprintf(c.stderr, "%s: the server is busy with other imports; trying again in %s\n",
+			displayName(name), busy.retryAfter)
+		t := time.NewTimer(busy.retryAfter)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return importResult{}, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// busyRetries is how many times importFile sends a file to a busy server.
+const busyRetries = 120
+
+// importOnce streams one file to the admin API and returns the server's verdict. The
+// progress of the upload is drawn until the answer arrives.
+func (c *importCommand) importOnce(ctx context.Context, o importOptions,
 	name string) (importResult, error) {
 	in, err := c.open(ctx, name, formatFor(name, o.format))
 	if err != nil {
@@ -414,8 +441,10 @@ type lineError struct {
 
 // statusError is an answer other than 200 from the admin API.
 type statusError struct {
-	status  string // such as "400 Bad Request"
-	message string // the server's "error" field, or the start of its body
+	status     string // such as "400 Bad Request"
+	code       int
+	message    string        // the server's "error" field, or the start of its body
+	retryAfter time.Duration // the server's Retry-After, in whole seconds; 1s without one
 }
 
 func (e *statusError) Error() string {
@@ -446,7 +475,12 @@ func readStatusError(resp *http.Response) error {
 	if json.Unmarshal(body, &answer) == nil && answer.Error != "" {
 		msg = answer.Error
 	}
-	return &statusError{status: resp.Status, message: msg}
+	wait := time.Second
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n >= 0 {
+		wait = time.Duration(min(n, 60)) * time.Second
+	}
+	return &statusError{status: resp.Status, code: resp.StatusCode, message: msg,
+		retryAfter: wait}
 }
 
 func printResult(w io.Writer, name string, res importResult) {

@@ -27,6 +27,7 @@ import (
 type fakeAdmin struct {
 	status int    // answer with this status and answer instead of judging; 0 judges
 	answer string // body of the fixed answer
+	busy   int    // answer this many requests first with 429 and Retry-After: 0
 
 	mu   sync.Mutex
 	seen []seenRequest
@@ -59,8 +60,15 @@ func (f *fakeAdmin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		method: r.Method, path: r.URL.Path, query: r.URL.Query(),
 		header: r.Header.Clone(), body: body,
 	})
+	busy := len(f.seen) <= f.busy
 	f.mu.Unlock()
 
+	if busy {
+		w.Header().Set("Retry-After", "0")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"error":"4 imports or event batches are running, the most at once"}`)
+		return
+	}
 	if f.status != 0 {
 		w.WriteHeader(f.status)
 		io.WriteString(w, f.answer)
@@ -592,5 +600,42 @@ func TestIsTerminal(t *testing.T) {
 	defer f.Close()
 	if isTerminal(f) {
 		t.Error("a regular file is a terminal")
+	}
+}
+
+// TestImportBusyServer checks that a file refused with 429 is sent again, whole, until the
+// server takes it, and that standard input, which cannot be read twice, is not.
+func TestImportBusyServer(t *testing.T) {
+	f := &fakeAdmin{busy: 2}
+	base := startFakeAdmin(t, f)
+	data := []byte("uid:a\tsports\nuid:b\tnews\n")
+	path := writeImportFile(t, "users.tsv", data)
+	stdout, stderr, err := runImportTest(t, "--admin", base, "--source", "crm", path)
+	if err != nil {
+		t.Fatalf("import: %v (stderr %q)", err, stderr)
+	}
+	seen := f.requests()
+	if len(seen) != 3 {
+		t.Fatalf("server saw %d requests, want 3", len(seen))
+	}
+	for i, r := range seen {
+		if !bytes.Equal(r.body, data) {
+			t.Errorf("request %d carried %q, want the whole file", i, r.body)
+		}
+	}
+	if !strings.Contains(stderr, "busy") || !strings.Contains(stdout, "accepted 2, rejected 0") {
+		t.Errorf("stdout %q, stderr %q", stdout, stderr)
+	}
+
+	f = &fakeAdmin{busy: 1}
+	base = startFakeAdmin(t, f)
+	_, _, err = runImportStdin(t.Context(), bytes.NewReader(data), "--admin", base,
+		"--source", "crm", "-")
+	var se *statusError
+	if !errors.As(err, &se) || se.code != http.StatusTooManyRequests {
+		t.Errorf("standard input to a busy server: %v, want its 429", err)
+	}
+	if n := len(f.requests()); n != 1 {
+		t.Errorf("standard input was sent %d times", n)
 	}
 }
