@@ -214,7 +214,7 @@ func (p *policy) gppVerdict(s []byte) gppVerdict {
 }
 
 func decodeGPP(s string, vendor uint16) gppVerdict {
-	if s == "" {
+	if s == "" || !gppHeaderSafe(s) {
 		return gppVerdict{}
 	}
 	c, errs := gpp.Parse(s)
