@@ -320,23 +320,26 @@ func (ix *Index) candidates(dst []uint32, f *facts) []uint32 {
 // variable so that tests can split small indexes too.
 var loadRange uint32 = 65536
 
-// memberBuffer collects a segment's members in increasing order and adds them to a bitmap
-// a few thousand at a time, which is much cheaper than one by one.
+// memberBuffer collects the members of a segment or a trait in increasing order and adds them
+// to a bitmap a few thousand at a time, which is much cheaper than one by one.
 type memberBuffer struct {
 	bm  *roaring.Bitmap
 	buf []uint32
 }
 
 func (b *memberBuffer) add(p uint32) {
-	if b.buf == nil {
-		b.bm, b.buf = roaring.New(), make([]uint32, 0, 4096)
+	if b.bm == nil {
+		b.bm = roaring.New()
 	}
-	b.buf = append(b.buf, p)
-	if len(b.buf) == cap(b.buf) {
+	// The buffer grows as it fills, so the many traits that few profiles hold cost little.
+	if b.buf = append(b.buf, p); len(b.buf) == memberBatch {
 		b.bm.AddMany(b.buf)
 		b.buf = b.buf[:0]
 	}
 }
+
+// memberBatch is how many members a memberBuffer holds before adding them to its bitmap.
+const memberBatch = 4096
 
 func (b *memberBuffer) bitmap() *roaring.Bitmap {
 	if b.bm == nil {
