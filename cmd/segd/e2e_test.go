@@ -77,6 +77,15 @@ func (c testClient) must(method, url string, body []byte, want int) []byte {
 	return out
 }
 
+// putSources defines first-party sources with the given IDs, for 30 days.
+func (c testClient) putSources(ids ...string) {
+	c.t.Helper()
+	for _, id := range ids {
+		c.must("PUT", c.admin+"/v1/sources/"+id,
+			[]byte(`{"name":"`+id+`","party":"first","ttl":"720h"}`), 200)
+	}
+}
+
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)

@@ -89,8 +89,7 @@ func BenchmarkEventToServed(b *testing.B) {
 	a := startTestApp(b, b.TempDir())
 	defer a.close()
 	c := newClient(b, a)
-	c.must("PUT", c.admin+"/v1/sources/web",
-		[]byte(`{"name":"Website","party":"first","ttl":"720h"}`), 200)
+	c.putSources("web")
 	c.must("PUT", c.admin+"/v1/segments/pricing",
 		[]byte(`{"name":"Pricing","rule":"web:page=/pricing in 30d","export_id":"PRICING"}`), 200)
 	now := time.Now()

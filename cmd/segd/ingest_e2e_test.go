@@ -17,10 +17,7 @@ func TestIngestStreamLimit(t *testing.T) {
 	a := startTestApp(t, t.TempDir(), "--max-ingest-streams", "1")
 	defer a.close()
 	c := newClient(t, a)
-	c.must("PUT", c.admin+"/v1/sources/crm",
-		[]byte(`{"name":"CRM","party":"first","ttl":"720h"}`), 200)
-	c.must("PUT", c.admin+"/v1/sources/web",
-		[]byte(`{"name":"Web","party":"first","ttl":"720h"}`), 200)
+	c.putSources("crm", "web")
 
 	body, feed := io.Pipe()
 	held := make(chan *http.Response, 1)
@@ -88,8 +85,7 @@ func TestIngestRate(t *testing.T) {
 	a := startTestApp(t, t.TempDir(), "--ingest-rate", "400")
 	defer a.close()
 	c := newClient(t, a)
-	c.must("PUT", c.admin+"/v1/sources/crm",
-		[]byte(`{"name":"CRM","party":"first","ttl":"720h"}`), 200)
+	c.putSources("crm")
 	var b strings.Builder
 	for i := range 500 {
 		b.WriteString("uid:paced-" + strconv.Itoa(i) + "\tgold\n")
