@@ -3,7 +3,9 @@ package segments
 import (
 	"cmp"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/RoaringBitmap/roaring/v2"
 )
@@ -391,12 +393,34 @@ func (ix *Index) andBitmap(n *node, now uint32) *roaring.Bitmap {
 // profile costs to evaluate from its own facts.
 const perProfileCost = 8
 
-// filterProfiles returns the profiles of in whose own facts match n at now.
+// filterProfiles returns the profiles of in whose own facts match n at now. Many profiles
+// are split by ordinal between the cores; each part only reads the index.
 func (ix *Index) filterProfiles(in *roaring.Bitmap, n *node, now uint32) *roaring.Bitmap {
+	workers := max(1, min(runtime.GOMAXPROCS(0), int(in.GetCardinality()/uint64(coreShare))))
+	if workers == 1 {
+		return ix.filterRange(in, n, now, 0, 1<<32)
+	}
+	lo, hi := uint64(in.Minimum()), uint64(in.Maximum())+1
+	parts := make([]*roaring.Bitmap, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		from, to := lo+(hi-lo)*uint64(w)/uint64(workers), lo+(hi-lo)*uint64(w+1)/uint64(workers)
+		wg.Go(func() { parts[w] = ix.filterRange(in, n, now, from, to) })
+	}
+	wg.Wait()
+	return roaring.FastOr(parts...)
+}
+
+// filterRange is filterProfiles for the profiles of in with ordinals in [from, to).
+func (ix *Index) filterRange(in *roaring.Bitmap, n *node, now uint32, from, to uint64) *roaring.Bitmap {
 	out := roaring.New()
 	it := in.Iterator()
+	it.AdvanceIfNeeded(uint32(from))
 	for it.HasNext() {
 		p := it.Next()
+		if uint64(p) >= to {
+			break
+		}
 		if pr := ix.profiles.get(p); pr != nil && n.eval(pr.facts(), now) {
 			out.Add(p)
 		}

@@ -232,7 +232,7 @@ func (l *Loader) install(g Segment) error {
 // now and the bitmaps say so.
 func (l *Loader) buildForward() {
 	ix := l.ix
-	workers := max(1, min(runtime.GOMAXPROCS(0), int(ix.nextProfile/loadRange)))
+	workers := max(1, min(runtime.GOMAXPROCS(0), int(ix.nextProfile/coreShare)))
 	shares := make([][]memberBuffer, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -316,9 +316,10 @@ func (ix *Index) candidates(dst []uint32, f *facts) []uint32 {
 	return slices.Compact(dst)
 }
 
-// loadRange is the fewest profile ordinals worth a core of their own in buildForward; a
-// variable so that tests can split small indexes too.
-var loadRange uint32 = 65536
+// coreShare is the fewest profiles worth a core of their own when work over profiles is
+// split between cores (buildForward, filterProfiles); a variable so that tests can split
+// small indexes too.
+var coreShare uint32 = 65536
 
 // memberBuffer collects the members of a segment or a trait in increasing order and adds them
 // to a bitmap a few thousand at a time, which is much cheaper than one by one.

@@ -84,8 +84,8 @@ func (m *memStore) load(t *testing.T, h Hasher, now time.Time) *Index {
 // round that an index loaded from what was persisted equals the live one: bitmaps, forward
 // lists and links. The loader splits even these few profiles between cores.
 func TestLoaderRebuildsLiveIndex(t *testing.T) {
-	defer func(n uint32) { loadRange = n }(loadRange)
-	loadRange = 4
+	defer func(n uint32) { coreShare = n }(coreShare)
+	coreShare = 4
 	for seed := range uint64(16) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := &rebuildRun{
