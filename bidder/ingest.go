@@ -70,6 +70,7 @@ func (p *pacedReader) Read(buf []byte) (int, error) {
 			defer t.Stop()
 			select {
 			case <-p.ctx.Done():
+				p.b.refund(lines) // never to be read: other streams must not pay for them
 				return n, p.ctx.Err()
 			case <-t.C:
 			}
@@ -104,4 +105,11 @@ func (b *lineBucket) take(now time.Time, n int) time.Duration {
 		return 0
 	}
 	return time.Duration(-b.avail / b.rate * float64(time.Second))
+}
+
+// refund returns n lines taken but not used, never filling the bucket past one second.
+func (b *lineBucket) refund(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.avail = min(b.rate, b.avail+float64(n))
 }

@@ -30,6 +30,18 @@ func TestLineBucket(t *testing.T) {
 			t.Errorf("step %d: take(%s, %d) waits %s, want %s", i, step.at, step.n, got, step.wait)
 		}
 	}
+
+	// A stream that gives up returns what it took: the next taker does not wait for it.
+	b.take(t0.Add(2*time.Hour), 100)
+	b.take(t0.Add(2*time.Hour), 5000)
+	b.refund(5000)
+	if got := b.take(t0.Add(2*time.Hour), 10); got != 100*time.Millisecond {
+		t.Errorf("after a refund: waits %s, want 100ms", got)
+	}
+	b.refund(1 << 20)
+	if got := b.take(t0.Add(2*time.Hour), 101); got != 10*time.Millisecond {
+		t.Errorf("a refund filled the bucket past one second: waits %s, want 10ms", got)
+	}
 }
 
 // TestIngestLimiterStreams checks the stream slots: as many as configured, then none until

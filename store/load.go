@@ -162,8 +162,8 @@ func loadProfiles(ctx context.Context, tx *badger.Txn, l *segments.Loader, st *L
 		}
 		return nil
 	})
-	if err == nil {
-		batches <- batch
+	if !errors.Is(err, errStopped) {
+		batches <- batch // registered first, so that an earlier bad record is the one named
 	}
 	close(batches)
 	<-done

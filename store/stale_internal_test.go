@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,5 +79,40 @@ func TestLoadDeletesStaleProfile(t *testing.T) {
 	}
 	if ix.Stats().Profiles != 1 {
 		t.Errorf("index holds %d profiles, want 1", ix.Stats().Profiles)
+	}
+}
+
+// TestLoadNamesFirstBadRecord writes a record that names an unknown trait, then, further on,
+// one that cannot be decoded: the load fails and names the first.
+func TestLoadNamesFirstBadRecord(t *testing.T) {
+	dir := t.TempDir()
+	hasher := segments.NewHasher([]byte("bad record test secret"))
+	open := func() *DB {
+		db, err := Open(Config{Dir: dir, SweepEvery: time.Hour, GCEvery: time.Hour,
+			MemTableSize: 8 << 20, BlockCacheSize: 8 << 20},
+			segments.New(hasher, segments.Provider{ID: "segd"}), zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	db := open()
+	err := db.bdb.Update(func(tx *badger.Txn) error {
+		return errors.Join(
+			tx.Set(ordinalKey(prefixProfile, 5), appendProfile(nil, segments.ProfileRecord{
+				Profile: 5, IDs: []uint64{1},
+				Traits: []segments.Membership{{Trait: 7, Until: 1 << 31}}})),
+			tx.Set(ordinalKey(prefixProfile, 10), []byte{0xff}),
+		)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	_, err = open().Load(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "profile 5: unknown trait ordinal 7") {
+		t.Errorf("load: %v, want the error of profile 5", err)
 	}
 }
