@@ -10,12 +10,7 @@ import (
 // each segment whose rule reads a changed trait.
 func BenchmarkMembership(b *testing.B) {
 	now := time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC)
-	ix := New(NewHasher([]byte("eval bench secret")), Provider{ID: "segd"})
-	tx := ix.Begin(now)
-	if err := tx.PutSource(Source{ID: "web", Name: "Web", Party: FirstParty,
-		TTL: 24 * time.Hour}); err != nil {
-		b.Fatal(err)
-	}
+	ix, tx := beginWeb(b, now)
 	rule := "count(web:visit in 90d) >= 2 and web:geo=london and web:page=/pricing in 30d"
 	if err := tx.PutSegment(Segment{ID: "returning", Name: "Returning", Rule: rule}); err != nil {
 		b.Fatal(err)

@@ -10,12 +10,7 @@ import (
 // the first and the last of each part included.
 func TestFilterProfilesSplit(t *testing.T) {
 	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
-	ix := New(NewHasher([]byte("filter test")), Provider{ID: "segd"})
-	tx := ix.Begin(now)
-	if err := tx.PutSource(Source{ID: "web", Name: "Web", Party: FirstParty,
-		TTL: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
+	ix, tx := beginWeb(t, now)
 	today := Day(uint32(now.Unix()))
 	for i := range 101 {
 		p := tx.Resolve([]uint64{uint64(i) + 1})
